@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs molecule from the collection root with the project's venv; the lab VMs are stopped even if
+# molecule is interrupted. Usage: molecule.sh test -s SCENARIO
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$repo"
+export PATH="$repo/.venv/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$repo/tests/output/collections"
+export MOLECULE_PROJECT_DIRECTORY="$repo"
+trap 'python3 tests/lab/lab.py down --all >/dev/null 2>&1 || true' EXIT
+molecule "$@"

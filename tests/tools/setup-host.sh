@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the lab needs (QEMU, mmdebstrap, ...). Root only; idempotent.
+set -euo pipefail
+packages=(qemu-system-x86 qemu-utils seabios ipxe-qemu mmdebstrap e2fsprogs fdisk openssh-client
+          arch-test ca-certificates rsync git make)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup-host: missing Debian packages: ${missing[*]}" >&2
+  echo "setup-host: run 'sudo make setup' once (or install them with apt-get) and try again." >&2
+  exit 1
+fi
+echo "setup-host: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
