@@ -8,9 +8,15 @@ ansible-test runs this file with pip's install options and "pip==X" as arguments
 from __future__ import annotations
 
 import ensurepip
-import runpy
+import os
+import subprocess
 import sys
 
+# ensurepip points PIP_CONFIG_FILE at /dev/null in this process; pip must see the machine's
+# configuration (certificates, indexes), so remember the environment first.
+environment = dict(os.environ)
 ensurepip.bootstrap(upgrade=True)
-sys.argv = ["pip", "install", "--upgrade", *sys.argv[1:]]
-runpy.run_module("pip", run_name="__main__", alter_sys=True)
+# get-pip.py's own switches; pip itself does not know them.
+GET_PIP_ONLY = {"--no-setuptools", "--no-wheel"}
+arguments = [arg for arg in sys.argv[1:] if arg not in GET_PIP_ONLY]
+sys.exit(subprocess.call([sys.executable, "-m", "pip", "install", "--upgrade", *arguments], env=environment))

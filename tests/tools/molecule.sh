@@ -5,6 +5,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 export PATH="$repo/.venv/bin:$PATH"
+export NO_COLOR=1 MOLECULE_NO_COLOR=1 ANSIBLE_NOCOLOR=1 PY_COLORS=0
 export ANSIBLE_COLLECTIONS_PATH="$repo/tests/output/collections"
 export MOLECULE_PROJECT_DIRECTORY="$repo"
 trap 'python3 tests/lab/lab.py down --all >/dev/null 2>&1 || true' EXIT

@@ -10,7 +10,8 @@ find_python() {  # find_python MAJOR.MINOR...: the first interpreter of one of t
   local v candidate
   for v in "$@"; do
     for candidate in "python$v" "$HOME/.pyenv/versions/$v"*/bin/python3 "/usr/bin/python$v" "/usr/local/bin/python$v"; do
-      if command -v "$candidate" >/dev/null 2>&1; then
+      # pyenv shims exist for versions that are not activated: check that it really runs.
+      if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import venv' >/dev/null 2>&1; then
         command -v "$candidate"
         return 0
       fi
@@ -34,7 +35,7 @@ make_venv() {  # make_venv DIR REQUIREMENTS PYTHON
   echo "$stamp" > "$dir/.stamp"
 }
 
-newest=$(find_python 3.13 3.12) || { echo "setup-venv: Python 3.12 or 3.13 is needed for ansible-core 2.21" >&2; exit 1; }
+newest=$(find_python 3.12 3.13) || { echo "setup-venv: Python 3.12 or 3.13 is needed for ansible-core 2.21" >&2; exit 1; }
 oldest=$(find_python 3.11 3.10) || { echo "setup-venv: Python 3.11 or 3.10 is needed for ansible-core 2.16" >&2; exit 1; }
 make_venv .venv tests/requirements/main.txt "$newest"
 make_venv .venv-oldest tests/requirements/oldest.txt "$oldest"
@@ -45,7 +46,7 @@ make_venv .venv-oldest tests/requirements/oldest.txt "$oldest"
 for venv in .venv .venv-oldest; do
   for version in $(grep -ho "pip='[0-9.]*'" "$venv"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | tr -d "pip='"); do
     cache="$HOME/.ansible/test/cache/get_pip_${version//./_}.py"
-    [ -f "$cache" ] && continue
+    cmp -s tests/tools/get_pip_offline.py "$cache" && continue
     mkdir -p "$(dirname "$cache")"
     cp tests/tools/get_pip_offline.py "$cache"
   done
