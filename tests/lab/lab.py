@@ -10,6 +10,7 @@ Commands (see tests/lab/README.md):
   lab.py down NAME... | --all              stop VMs; no QEMU process is left behind
   lab.py status                            the lab's VMs and whether their QEMU runs
   lab.py ssh NAME [--user U] [CMD...]      log in (or run CMD) on a VM
+  lab.py reset NAME [--no-wait]           press the reset button (firmware reboot), wait for SSH
   lab.py inventory NAME...                 an Ansible YAML inventory of running VMs
 
 Only the standard library: the lab runs before any virtual environment exists.
@@ -249,8 +250,9 @@ def build(dist: str, force: bool = False) -> Image:
 
 
 def qemu_base_cmd(memory: int, smp: int) -> list[str]:
-    return ["qemu-system-x86_64", "-machine", "pc,accel=tcg", "-cpu", "max", "-m", str(memory),
-            "-smp", str(smp), "-display", "none", "-monitor", "none", "-nodefaults"]
+    cpu = os.environ.get("FASTREBOOT_LAB_CPU", "max")
+    return ["qemu-system-x86_64", "-machine", "pc,accel=tcg", "-cpu", cpu, "-m", str(memory),
+            "-smp", str(smp), "-display", "none", "-nodefaults"]
 
 
 @dataclass
@@ -378,6 +380,7 @@ def up(name: str, dist: str, memory: int = 1024, smp: int = 1, firmware_delay: i
             "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{vm.port}-:22",
             "-device", "virtio-net-pci,netdev=net0",
             "-serial", f"file:{vm.console}", "-daemonize", "-pidfile", vm.pidfile,
+            "-monitor", f"unix:{directory / 'monitor.sock'},server,nowait",
         ]
         if firmware_delay > 0:
             # SeaBIOS shows its boot menu prompt this long on every firmware boot: a slow POST.
@@ -401,6 +404,23 @@ def up(name: str, dist: str, memory: int = 1024, smp: int = 1, firmware_delay: i
         raise
     log(f"{name}: SSH ready after {took:.1f}s")
     return vm
+
+
+def monitor(name: str, command: str) -> str:
+    """Send one command to the VM's QEMU monitor (e.g. system_reset: the reset button)."""
+    sock_path = vm_dir(name) / "monitor.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        try:
+            sock.connect(str(sock_path))
+        except OSError as exc:
+            raise LabError(f"VM {name}: no QEMU monitor at {sock_path} ({exc}); is it running?") from exc
+        sock.sendall(command.encode() + b"\n")
+        time.sleep(0.5)
+        try:
+            return sock.recv(65536).decode(errors="replace")
+        except OSError:
+            return ""
 
 
 def down(name: str) -> bool:
@@ -502,6 +522,10 @@ def main(argv: list[str] | None = None) -> int:
     p_down.add_argument("names", nargs="*")
     p_down.add_argument("--all", action="store_true")
     sub.add_parser("status", help="list VMs")
+    p_reset = sub.add_parser("reset", help="press the VM's reset button (a firmware reboot), then wait for SSH")
+    p_reset.add_argument("name")
+    p_reset.add_argument("--no-wait", action="store_true")
+    p_reset.add_argument("--ssh-timeout", type=float, default=DEFAULT_SSH_TIMEOUT)
     p_ssh = sub.add_parser("ssh", help="log in or run a command")
     p_ssh.add_argument("name")
     p_ssh.add_argument("--user", default="root", choices=GUEST_USERS)
@@ -530,6 +554,11 @@ def main(argv: list[str] | None = None) -> int:
                         vm = load_vm(directory.name)
                         state = f"running (pid {vm.pid()})" if vm.pid() else "stopped"
                         print(f"{vm.name}\t{vm.dist}\tport {vm.port}\t{state}\t{vm.console}")
+        elif args.command == "reset":
+            monitor(args.name, "system_reset")
+            if not args.no_wait:
+                time.sleep(2)
+                log(f"{args.name}: SSH ready {wait_for_ssh(load_vm(args.name), args.ssh_timeout):.1f}s after reset")
         elif args.command == "ssh":
             vm = load_vm(args.name)
             return subprocess.run(ssh_cmd(vm, args.user) + args.cmd, check=False).returncode
