@@ -1,0 +1,274 @@
+# Copyright (c) 2026, fastreboot.kexec contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""roles/kexec/files/fastreboot-kexec-load, the shutdown helper of kexec_every_reboot: true.
+
+The real script runs under /bin/sh against fixture files. Only the programs at its boundary are
+stand-ins: kexec (records its argv), systemctl (prints a job list), grubby and the distribution
+loaders; the script's PATH and loaded flag point at the fixtures.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+HELPER = Path(__file__).resolve().parents[4] / "roles" / "kexec" / "files" / "fastreboot-kexec-load"
+
+REBOOT_JOB = "  2314 reboot.target                  start waiting\n"
+KEXEC_JOB = "  2402 kexec.target                   start waiting\n"
+POWEROFF_JOB = "  2290 poweroff.target                start waiting\n"
+
+GRUBBY_INFO = """index=0
+kernel="/boot/vmlinuz-5.14.0-427.13.1.el9_4.x86_64"
+args="ro crashkernel=1G-4G:192M,4G-64G:256M resume=/dev/mapper/rhel-swap rd.lvm.lv=rhel/root $tuned_params"
+root="/dev/mapper/rhel-root"
+initrd="/boot/initramfs-5.14.0-427.13.1.el9_4.x86_64.img $tuned_initrd"
+title="Red Hat Enterprise Linux (5.14.0-427.13.1.el9_4.x86_64) 9.4 (Plow)"
+id="ffffffffffffffffffffffffffffffff-5.14.0-427.13.1.el9_4.x86_64"
+"""
+
+
+class Host:
+    """A fixture host: a bin directory of stand-ins, a /sys flag and a log of kexec calls."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.bin = root / "bin"
+        self.bin.mkdir()
+        self.loaded_flag = root / "kexec_loaded"
+        self.loaded_flag.write_text("0\n", encoding="utf-8")
+        self.kexec_log = root / "kexec.log"
+        self.jobs = root / "jobs"
+        self.jobs.write_text("", encoding="utf-8")
+        self.kexec_failures = root / "kexec_failures"
+        self.kexec_failures.write_text("0", encoding="utf-8")
+        self.no_kexec_file = root / "no-kexec-reboot"
+        self.program(
+            "systemctl",
+            f'[ "$1 $2" = "list-jobs --no-legend" ] || exit 2\ncat {shlex.quote(str(self.jobs))}\n',
+        )
+        # Fails the first N calls (N from kexec_failures), like a refused syscall; a -l that succeeds
+        # sets the loaded flag as the kernel would.
+        self.program(
+            "kexec",
+            f"""printf '%s\\n' "$*" >> {shlex.quote(str(self.kexec_log))}
+left=$(cat {shlex.quote(str(self.kexec_failures))})
+if [ "$left" -gt 0 ]; then
+    echo $((left - 1)) > {shlex.quote(str(self.kexec_failures))}
+    echo "kexec_load failed: Operation not permitted" >&2
+    exit 255
+fi
+echo 1 > {shlex.quote(str(self.loaded_flag))}
+""",
+        )
+
+    def program(self, name: str, body: str) -> None:
+        path = self.bin / name
+        path.write_text("#!/bin/sh\n" + body, encoding="utf-8")
+        path.chmod(0o755)
+
+    def file(self, relative: str) -> str:
+        path = self.root / relative.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"HdrS fixture image")
+        return str(path)
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            # The stand-ins first; the script also needs cat, grep, sed and head.
+            "FASTREBOOT_KEXEC_PATH": f"{self.bin}:/usr/bin:/bin",
+            "FASTREBOOT_KEXEC_LOADED_FLAG": str(self.loaded_flag),
+            "FASTREBOOT_KEXEC_NO_KEXEC_FILE": str(self.no_kexec_file),
+        }
+        return subprocess.run(["/bin/sh", str(HELPER), *args], env=env, capture_output=True, text=True, timeout=30, check=False)
+
+    def kexec_calls(self) -> list[str]:
+        if not self.kexec_log.exists():
+            return []
+        return self.kexec_log.read_text(encoding="utf-8").splitlines()
+
+    def loaded(self) -> bool:
+        return self.loaded_flag.read_text(encoding="utf-8").strip() == "1"
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Host:
+    return Host(tmp_path)
+
+
+def test_outside_a_reboot_nothing_is_loaded(host: Host) -> None:
+    kernel, initrd = host.file("/boot/vmlinuz-linux"), host.file("/boot/initramfs-linux.img")
+    host.jobs.write_text(POWEROFF_JOB, encoding="utf-8")
+
+    result = host.run("--if-rebooting", "paths", kernel, initrd)
+
+    assert result.returncode == 0
+    assert host.kexec_calls() == []
+    assert not host.loaded()
+
+
+@pytest.mark.parametrize("job", [REBOOT_JOB, KEXEC_JOB], ids=["reboot.target", "kexec.target alias"])
+def test_a_reboot_loads_the_first_existing_pair_with_the_running_command_line(host: Host, job: str) -> None:
+    missing_kernel = str(host.root / "vmlinuz")
+    missing_initrd = str(host.root / "initrd.img")
+    kernel, initrd = host.file("/boot/vmlinuz"), host.file("/boot/initrd.img")
+    host.jobs.write_text(POWEROFF_JOB + job, encoding="utf-8")
+
+    result = host.run("--if-rebooting", "paths", missing_kernel, missing_initrd, kernel, initrd)
+
+    assert result.returncode == 0, result.stderr
+    assert host.kexec_calls() == [f"-l {kernel} --initrd={initrd} --reuse-cmdline"]
+    assert host.loaded()
+
+
+def test_an_image_loaded_on_purpose_is_kept(host: Host) -> None:
+    kernel, initrd = host.file("/boot/vmlinuz"), host.file("/boot/initrd.img")
+    host.jobs.write_text(REBOOT_JOB, encoding="utf-8")
+    host.loaded_flag.write_text("1\n", encoding="utf-8")
+
+    result = host.run("--if-rebooting", "paths", kernel, initrd)
+
+    assert result.returncode == 0
+    assert host.kexec_calls() == []
+    assert "already loaded; keeping it" in result.stderr
+
+
+def test_coldreboot_marker_makes_one_reboot_cold(host: Host) -> None:
+    kernel, initrd = host.file("/boot/vmlinuz"), host.file("/boot/initrd.img")
+    host.jobs.write_text(REBOOT_JOB, encoding="utf-8")
+    host.no_kexec_file.write_text("", encoding="utf-8")
+
+    first = host.run("--if-rebooting", "paths", kernel, initrd)
+
+    assert first.returncode == 0
+    assert host.kexec_calls() == []
+    assert not host.no_kexec_file.exists()
+
+    second = host.run("--if-rebooting", "paths", kernel, initrd)
+
+    assert second.returncode == 0
+    assert host.kexec_calls() == [f"-l {kernel} --initrd={initrd} --reuse-cmdline"]
+
+
+def test_a_pair_with_a_missing_initrd_is_skipped(host: Host) -> None:
+    kernel = host.file("/boot/vmlinuz-linux")
+    lts_kernel, lts_initrd = host.file("/boot/vmlinuz-linux-lts"), host.file("/boot/initramfs-linux-lts.img")
+
+    result = host.run("paths", kernel, str(host.root / "boot/initramfs-linux.img"), lts_kernel, lts_initrd)
+
+    assert result.returncode == 0
+    assert host.kexec_calls() == [f"-l {lts_kernel} --initrd={lts_initrd} --reuse-cmdline"]
+
+
+def test_without_any_kernel_the_shutdown_goes_on(host: Host) -> None:
+    host.jobs.write_text(REBOOT_JOB, encoding="utf-8")
+
+    result = host.run("--if-rebooting", "paths", str(host.root / "vmlinuz"), str(host.root / "initrd.img"))
+
+    assert result.returncode == 0
+    assert host.kexec_calls() == []
+    assert "none of the kernel and initrd paths exists" in result.stderr
+
+
+def test_a_refused_legacy_load_is_retried_with_kexec_file_load(host: Host) -> None:
+    kernel, initrd = host.file("/boot/vmlinuz"), host.file("/boot/initrd.img")
+    host.kexec_failures.write_text("1", encoding="utf-8")
+
+    result = host.run("paths", kernel, initrd)
+
+    assert result.returncode == 0
+    assert host.kexec_calls() == [
+        f"-l {kernel} --initrd={initrd} --reuse-cmdline",
+        f"-s -l {kernel} --initrd={initrd} --reuse-cmdline",
+    ]
+    assert host.loaded()
+
+
+def test_a_failed_load_still_exits_zero(host: Host) -> None:
+    kernel, initrd = host.file("/boot/vmlinuz"), host.file("/boot/initrd.img")
+    host.kexec_failures.write_text("2", encoding="utf-8")
+
+    result = host.run("paths", kernel, initrd)
+
+    assert result.returncode == 0
+    assert len(host.kexec_calls()) == 2
+    assert not host.loaded()
+    assert f"kexec could not load {kernel}" in result.stderr
+
+
+def test_grubby_default_entry_gives_kernel_initrd_root_and_args(host: Host) -> None:
+    host.program(
+        "grubby",
+        f"""case "$1" in
+    --default-kernel) echo /boot/vmlinuz-5.14.0-427.13.1.el9_4.x86_64 ;;
+    --info=/boot/vmlinuz-5.14.0-427.13.1.el9_4.x86_64) cat <<'EOF'
+{GRUBBY_INFO}EOF
+    ;;
+    *) exit 1 ;;
+esac
+""",
+    )
+
+    result = host.run("grubby")
+
+    assert result.returncode == 0, result.stderr
+    assert host.kexec_calls() == [
+        "-l /boot/vmlinuz-5.14.0-427.13.1.el9_4.x86_64 --initrd=/boot/initramfs-5.14.0-427.13.1.el9_4.x86_64.img "
+        "--command-line=root=/dev/mapper/rhel-root ro crashkernel=1G-4G:192M,4G-64G:256M "
+        "resume=/dev/mapper/rhel-swap rd.lvm.lv=rhel/root"
+    ]
+
+
+def test_grubby_without_a_default_falls_back_to_the_paths(host: Host) -> None:
+    host.program("grubby", "exit 1\n")
+    kernel, initrd = host.file("/boot/vmlinuz"), host.file("/boot/initrd.img")
+
+    result = host.run("grubby", kernel, initrd)
+
+    assert result.returncode == 0
+    assert host.kexec_calls() == [f"-l {kernel} --initrd={initrd} --reuse-cmdline"]
+
+
+def test_debian_loader_that_loads_is_trusted(host: Host) -> None:
+    # kexec-load-kernel reads /etc/default/kexec itself; here it loads through the kexec stand-in.
+    host.program("kexec-load-kernel", "kexec -l /vmlinuz --initrd=/initrd.img --append=\"root=/dev/vda1 ro\"\nexit 0\n")
+    kernel, initrd = host.file("/boot/vmlinuz"), host.file("/boot/initrd.img")
+
+    result = host.run("kexec-load-kernel", kernel, initrd)
+
+    assert result.returncode == 0
+    assert host.kexec_calls() == ['-l /vmlinuz --initrd=/initrd.img --append=root=/dev/vda1 ro']
+
+
+@pytest.mark.parametrize("loader", ["kexec-load-kernel", "kexec-bootloader"])
+def test_loader_that_loads_nothing_falls_back_to_the_paths(host: Host, loader: str) -> None:
+    # Debian's kexec-load-kernel exits 0 even when it loaded nothing: the flag decides.
+    host.program(loader, "exit 0\n")
+    kernel, initrd = host.file("/boot/vmlinuz"), host.file("/boot/initrd.img")
+
+    result = host.run(loader, kernel, initrd)
+
+    assert result.returncode == 0
+    assert host.kexec_calls() == [f"-l {kernel} --initrd={initrd} --reuse-cmdline"]
+
+
+def test_missing_loader_program_falls_back_to_the_paths(host: Host) -> None:
+    kernel, initrd = host.file("/boot/vmlinuz"), host.file("/boot/initrd.img")
+
+    result = host.run("kexec-bootloader", kernel, initrd)
+
+    assert result.returncode == 0
+    assert "kexec-bootloader is not installed" in result.stderr
+    assert host.kexec_calls() == [f"-l {kernel} --initrd={initrd} --reuse-cmdline"]
+
+
+def test_helper_is_executable_posix_sh() -> None:
+    assert HELPER.stat().st_mode & 0o111
+    assert HELPER.read_text(encoding="utf-8").startswith("#!/bin/sh\n")
+    syntax = subprocess.run(["/bin/sh", "-n", str(HELPER)], capture_output=True, text=True, check=False)
+    assert syntax.returncode == 0, syntax.stderr

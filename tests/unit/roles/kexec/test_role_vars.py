@@ -1,0 +1,273 @@
+# Copyright (c) 2026, fastreboot.kexec contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The kexec role's per-platform variables, resolved for real by ansible-playbook from fixture facts.
+
+Distributions without a lab image are covered here: the role's tasks_from set_vars runs against
+localhost with the facts of each platform injected as the extra var ansible_facts, and the test
+reads back what the role resolved (package, layout fact, policy mechanism, rendered unit).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import typing as t
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+ROLE_DIR = REPO_ROOT / "roles" / "kexec"
+PLAYBOOK = Path(__file__).resolve().parent / "resolve_vars.yml"
+# The ansible-playbook of the interpreter running the tests (the venv's script, or the module when
+# the scripts are not installed, as under ansible-test units).
+_PLAYBOOK_SCRIPT = Path(sys.executable).parent / "ansible-playbook"
+ANSIBLE_PLAYBOOK = [str(_PLAYBOOK_SCRIPT)] if _PLAYBOOK_SCRIPT.exists() else [sys.executable, "-m", "ansible.cli.playbook"]
+HELPER = "/usr/local/sbin/fastreboot-kexec-load"
+
+
+def linux_facts(os_family: str, distribution: str, version: str, service_mgr: str = "systemd") -> dict[str, str]:
+    """The facts the role reads, as setup reports them on such a host."""
+    return {
+        "system": "Linux",
+        "os_family": os_family,
+        "distribution": distribution,
+        "distribution_version": version,
+        "distribution_major_version": version.split(".")[0],
+        "service_mgr": service_mgr,
+    }
+
+
+FACTS = {
+    "debian12": linux_facts("Debian", "Debian", "12.7"),
+    "debian13": linux_facts("Debian", "Debian", "13.1"),
+    "ubuntu2204": linux_facts("Debian", "Ubuntu", "22.04"),
+    "ubuntu2404": linux_facts("Debian", "Ubuntu", "24.04"),
+    "rhel9": linux_facts("RedHat", "RedHat", "9.4"),
+    "fedora41": linux_facts("RedHat", "Fedora", "41"),
+    "rocky8": linux_facts("RedHat", "Rocky", "8.10"),
+    "leap156": linux_facts("Suse", "openSUSE Leap", "15.6"),
+    "sles15": linux_facts("Suse", "SLES", "15.6"),
+    # Arch's os-release has no VERSION_ID: setup reports NA.
+    "arch": linux_facts("Archlinux", "Archlinux", "NA"),
+    "alpine320": linux_facts("Alpine", "Alpine", "3.20.3", service_mgr="openrc"),
+}
+
+DEBIAN_SYMLINKS = [["/vmlinuz", "/initrd.img"], ["/boot/vmlinuz", "/boot/initrd.img"]]
+
+
+class Expected(t.NamedTuple):
+    install_with: str
+    kexec_paths: dict[str, str]
+    policy_mechanism: str
+    debconf_load_kexec: bool
+    default_kernel_loader: str
+    default_kernel_paths: list[list[str]]
+
+
+EXPECTED = {
+    "debian12": Expected(
+        "apt",
+        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initrd.img-{suffix}", "boot_entry_method": "grub-grubenv", "family": "debian"},
+        "debian-initscripts", True, "kexec-load-kernel", DEBIAN_SYMLINKS,
+    ),
+    "debian13": Expected(
+        "apt",
+        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initrd.img-{suffix}", "boot_entry_method": "grub-grubenv", "family": "debian"},
+        "systemd", False, "kexec-load-kernel", DEBIAN_SYMLINKS,
+    ),
+    "ubuntu2204": Expected(
+        "apt",
+        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initrd.img-{suffix}", "boot_entry_method": "grub-grubenv", "family": "debian"},
+        "debian-initscripts", True, "kexec-load-kernel", DEBIAN_SYMLINKS,
+    ),
+    "ubuntu2404": Expected(
+        "apt",
+        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initrd.img-{suffix}", "boot_entry_method": "grub-grubenv", "family": "debian"},
+        "systemd", False, "kexec-load-kernel", DEBIAN_SYMLINKS,
+    ),
+    "rhel9": Expected(
+        "package",
+        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initramfs-{suffix}.img", "boot_entry_method": "grubby", "family": "redhat"},
+        "systemd", False, "grubby", [],
+    ),
+    "fedora41": Expected(
+        "package",
+        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initramfs-{suffix}.img", "boot_entry_method": "grubby", "family": "redhat"},
+        "systemd", False, "grubby", [],
+    ),
+    "rocky8": Expected(
+        "package",
+        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initramfs-{suffix}.img", "boot_entry_method": "grubby", "family": "redhat"},
+        "systemd", False, "grubby", [],
+    ),
+    "leap156": Expected(
+        "package",
+        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initrd-{suffix}", "boot_entry_method": "grub-grubenv", "family": "suse"},
+        "systemd", False, "kexec-bootloader", [["/boot/vmlinuz", "/boot/initrd"]],
+    ),
+    "sles15": Expected(
+        "package",
+        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initrd-{suffix}", "boot_entry_method": "grub-grubenv", "family": "suse"},
+        "systemd", False, "kexec-bootloader", [["/boot/vmlinuz", "/boot/initrd"]],
+    ),
+    "arch": Expected(
+        "package",
+        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initramfs-{suffix}.img", "boot_entry_method": "systemd-boot", "family": "arch"},
+        "systemd", False, "paths",
+        [["/boot/vmlinuz-linux", "/boot/initramfs-linux.img"], ["/boot/vmlinuz-linux-lts", "/boot/initramfs-linux-lts.img"]],
+    ),
+    "alpine320": Expected(
+        "package",
+        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initramfs-{suffix}", "boot_entry_method": "extlinux", "family": "alpine"},
+        "none", False, "", [],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def collections_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ansible_collections tree whose fastreboot/kexec is this repository."""
+    root = tmp_path_factory.mktemp("collections")
+    namespace = root / "ansible_collections" / "fastreboot"
+    namespace.mkdir(parents=True)
+    (namespace / "kexec").symlink_to(REPO_ROOT, target_is_directory=True)
+    return root
+
+
+class PlaybookRun(t.NamedTuple):
+    returncode: int
+    output: str
+    resolved: dict[str, t.Any] | None
+
+
+def resolve(collections_path: Path, tmp_path: Path, facts: dict[str, str], **extra_vars: t.Any) -> PlaybookRun:
+    resolved_path = tmp_path / "resolved.json"
+    extra = {
+        "ansible_facts": facts,
+        "resolved_path": str(resolved_path),
+        "unit_template_path": str(ROLE_DIR / "templates" / "fastreboot-kexec-load.service.j2"),
+        **extra_vars,
+    }
+    extra_path = tmp_path / "extra_vars.json"
+    extra_path.write_text(json.dumps(extra), encoding="utf-8")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=str(collections_path),
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
+        ANSIBLE_LOCALHOST_WARNING="false",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+        ANSIBLE_NOCOLOR="true",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+    )
+    completed = subprocess.run(
+        [*ANSIBLE_PLAYBOOK, "-i", "localhost,", str(PLAYBOOK), "-e", f"@{extra_path}"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )
+    resolved = json.loads(resolved_path.read_text(encoding="utf-8")) if resolved_path.exists() else None
+    return PlaybookRun(completed.returncode, completed.stdout + completed.stderr, resolved)
+
+
+def exec_stop_line(unit_text: str) -> str:
+    lines = [line for line in unit_text.splitlines() if line.startswith("ExecStop=")]
+    assert len(lines) == 1, unit_text
+    return lines[0]
+
+
+@pytest.mark.parametrize("platform", sorted(EXPECTED))
+def test_platform_variables_resolve(collections_path: Path, tmp_path: Path, platform: str) -> None:
+    expected = EXPECTED[platform]
+
+    run = resolve(collections_path, tmp_path, FACTS[platform])
+
+    assert run.returncode == 0, run.output
+    assert run.resolved is not None, run.output
+    assert run.resolved["package"] == "kexec-tools"
+    assert run.resolved["install_with"] == expected.install_with
+    assert run.resolved["kexec_paths"] == expected.kexec_paths
+    assert run.resolved["policy_mechanism"] == expected.policy_mechanism
+    assert run.resolved["debconf_load_kexec"] is expected.debconf_load_kexec
+    assert run.resolved["default_kernel_loader"] == expected.default_kernel_loader
+    assert run.resolved["default_kernel_paths"] == expected.default_kernel_paths
+
+
+@pytest.mark.parametrize("platform", ["debian13", "rhel9", "leap156", "arch"])
+def test_load_unit_runs_the_helper_with_the_platform_loader(collections_path: Path, tmp_path: Path, platform: str) -> None:
+    expected = EXPECTED[platform]
+
+    run = resolve(collections_path, tmp_path, FACTS[platform], kexec_every_reboot=True)
+
+    assert run.returncode == 0, run.output
+    assert run.resolved is not None
+    unit = run.resolved["load_unit"]
+    pairs = [path for pair in expected.default_kernel_paths for path in pair]
+    words = " ".join([HELPER, "--if-rebooting", expected.default_kernel_loader] + pairs)
+    assert exec_stop_line(unit) == f"ExecStop={words}"
+    assert "RequiresMountsFor=/boot" in unit.splitlines()
+    assert "RemainAfterExit=yes" in unit.splitlines()
+    assert "WantedBy=multi-user.target" in unit.splitlines()
+
+
+def test_debian_without_systemd_gets_no_systemd_policy(collections_path: Path, tmp_path: Path) -> None:
+    facts = dict(FACTS["debian13"], service_mgr="sysvinit")
+
+    run = resolve(collections_path, tmp_path, facts)
+
+    assert run.returncode == 0, run.output
+    assert run.resolved is not None
+    assert run.resolved["policy_mechanism"] == "none"
+
+
+def test_bookworm_keeps_its_init_scripts_without_systemd(collections_path: Path, tmp_path: Path) -> None:
+    # The Debian 12 scripts work under sysvinit too: only the systemd mechanism needs systemd.
+    facts = dict(FACTS["debian12"], service_mgr="sysvinit")
+
+    run = resolve(collections_path, tmp_path, facts, kexec_every_reboot=True)
+
+    assert run.returncode == 0, run.output
+    assert run.resolved is not None
+    assert run.resolved["policy_mechanism"] == "debian-initscripts"
+
+
+@pytest.mark.parametrize(
+    "facts, named",
+    [
+        ({"system": "FreeBSD", "os_family": "FreeBSD", "distribution": "FreeBSD", "distribution_version": "14.1",
+          "distribution_major_version": "14", "service_mgr": "bsdinit"}, "FreeBSD 14.1"),
+        (linux_facts("Gentoo", "Gentoo", "2.15", service_mgr="openrc"), "Gentoo 2.15"),
+        (linux_facts("Debian", "Debian", "11.11"), "Debian 11.11"),
+        (linux_facts("RedHat", "CentOS", "7.9.2009"), "CentOS 7.9.2009"),
+    ],
+    ids=["freebsd", "gentoo", "debian11", "centos7"],
+)
+def test_unsupported_os_fails_naming_it_and_the_supported_list(
+    collections_path: Path, tmp_path: Path, facts: dict[str, str], named: str
+) -> None:
+    run = resolve(collections_path, tmp_path, facts)
+
+    assert run.returncode != 0
+    assert run.resolved is None
+    assert f"The fastreboot.kexec role does not support {named}" in run.output
+    assert "Supported: Debian 12 and newer, Ubuntu 22.04 and newer" in run.output
+    assert "Alpine Linux" in run.output
+
+
+def test_every_reboot_kexec_is_refused_without_a_mechanism(collections_path: Path, tmp_path: Path) -> None:
+    run = resolve(collections_path, tmp_path, FACTS["alpine320"], kexec_every_reboot=True)
+
+    assert run.returncode != 0
+    assert run.resolved is None
+    assert "kexec_every_reboot: true needs systemd" in run.output
+    assert "Alpine 3.20.3 runs openrc" in run.output
+    assert "fastreboot.kexec.kexec_reboot" in run.output
+
+
+def test_every_platform_file_is_exercised() -> None:
+    # A vars file no fixture loads would be untested: keep EXPECTED in step with vars/.
+    loaded = {"main.yml", "Debian.yml", "Debian-12.yml", "Ubuntu-22.yml", "RedHat.yml", "Suse.yml",
+              "Archlinux.yml", "Alpine.yml"}
+    assert {path.name for path in (ROLE_DIR / "vars").glob("*.yml")} == loaded
