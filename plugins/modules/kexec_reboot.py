@@ -1,0 +1,309 @@
+# Copyright (c) 2026, fastreboot.kexec contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This file only documents the action plugin plugins/action/kexec_reboot.py, like
+# ansible.builtin.reboot's module file; the code runs on the controller.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: kexec_reboot
+short_description: Reboot a Linux host through kexec, wait for it and prove which kernel booted
+version_added: 0.1.0
+description:
+  - Loads the next kernel with M(fastreboot.kexec.kexec_load) (idempotent, same options) unless O(use_loaded=true),
+    checks that the host can kexec, reboots it through kexec - skipping firmware POST and the boot loader - waits for
+    it, and proves that the new boot runs the loaded kernel release and command line.
+  - Nothing irreversible happens before every check passed. Bad options, a host that cannot kexec (no C(kexec)
+    binary, C(kernel.kexec_load_disabled), a container, lockdown against the chosen syscall), an image that did not
+    load, or a host without systemd under O(method=auto) fail the task without a reboot.
+  - By default the reboot is a clean shutdown with C(systemctl kexec) (services stopped, file systems unmounted).
+    It starts detached on the host (a transient C(systemd-run) unit), so the task does not depend on the login that
+    sent it; a connection that drops at that moment is expected.
+  - The wait is bounded by one deadline, O(reboot_timeout). Over SSH the task probes often and cheaply - a TCP
+    connect to the SSH port that reads the C(SSH-2.0-) banner, about twice a second - and logs in only once sshd
+    answers, reading C(/proc/sys/kernel/random/boot_id), C(uname -r) and C(/proc/cmdline) in one login. It notices
+    the new boot within about a second of sshd accepting logins. Each login is bounded (O(connect_timeout) plus 10
+    seconds) and abandoned, with the connection reset, when it hangs.
+  - The banner probe is used only when the connection is SSH and the host's SSH port answers with a banner before
+    the reboot (an C(ssh_config) C(ProxyJump) or C(HostName) alias does not); otherwise the task waits by logins.
+  - systemd silently falls back to a normal firmware reboot when C(kexec -e) fails. The task therefore compares the
+    booted release and command line (whitespace-normalized) with what was loaded and fails, naming both, when they
+    differ, unless O(allow_fallback=true).
+  - The C(local) connection is refused, and so is a host whose boot_id equals the controller's, because both would
+    reboot the controller.
+extends_documentation_fragment:
+  - fastreboot.kexec.load_options
+  - action_common_attributes
+  - action_common_attributes.flow
+  - action_common_attributes.conn
+options:
+  use_loaded:
+    description:
+      - V(true) reboots into the image that is already loaded (by M(fastreboot.kexec.kexec_load) or anything else)
+        and loads nothing. The load options (O(kernel), O(initrd), O(cmdline), O(append), O(remove), O(syscall),
+        O(allow_unsafe_files)) must not be set then.
+      - The task fails when no image is loaded.
+      - When the loaded image has no record of this collection (loaded by something else), what boots is unknown - the
+        task warns and proves only the new boot_id, plus the release when O(expect_release) is set.
+    type: bool
+    default: false
+  expect_release:
+    description:
+      - The kernel release (C(uname -r)) the new boot must run.
+      - Normally known from the loaded image; set it to verify an image loaded outside this collection
+        (O(use_loaded=true)). When the loaded image has a known release that differs, the task fails before the reboot.
+    type: str
+  method:
+    description:
+      - How the host is rebooted into the loaded image.
+      - V(systemd) runs C(systemctl kexec) - a clean shutdown (services stopped, file systems unmounted), then the jump.
+      - V(immediate) runs C(sync) then C(kexec -e) - no shutdown at all. Running services are killed and file systems
+        are not unmounted, so unsaved data is lost and journaling file systems replay their journal. Only for
+        emergencies or hosts without systemd.
+      - V(auto) is V(systemd) when the host runs systemd (C(/run/systemd/system) exists); on other hosts the task
+        fails and says to choose V(immediate) explicitly.
+    type: str
+    choices: [auto, systemd, immediate]
+    default: auto
+  pre_reboot_delay:
+    description:
+      - Seconds to wait on the host, after the task triggers the reboot, before the shutdown starts. Exact seconds
+        (a systemd timer, or C(sleep) without systemd), not rounded to minutes.
+      - O(reboot_timeout) counts from the end of this delay.
+    type: int
+    default: 0
+  post_reboot_delay:
+    description:
+      - Seconds the controller waits after the host is back and verified (new boot, proof, O(test_command), boot
+        finished), before the task returns - for services that need time to settle.
+      - Not counted in O(reboot_timeout); it lengthens the task by exactly this much.
+    type: int
+    default: 0
+  reboot_timeout:
+    description:
+      - The one deadline, in seconds, for everything after the shutdown starts (after O(pre_reboot_delay)) - the host
+        coming back in a new boot, the proof, O(test_command) and O(wait_for_boot_finished). It bounds the task, no
+        probe starts after it and none runs past it.
+      - When it passes, the task fails with what was last seen - no SSH banner, logins failing, boot_id unchanged, or a
+        new boot that never finished booting.
+    type: int
+    default: 600
+  connect_timeout:
+    description:
+      - Seconds for one connection attempt while waiting (the connection's C(timeout) option, SSH C(ConnectTimeout)).
+        A banner probe waits at most 2 seconds or this, whichever is shorter; a login at most this plus 10 seconds.
+      - Must be shorter than O(reboot_timeout).
+    type: int
+    default: 5
+  test_command:
+    description:
+      - Command run on the rebooted host (through the shell, with become when the task uses it) that must succeed
+        before the task does. It is retried until it succeeds or O(reboot_timeout) passes.
+    type: str
+    default: whoami
+  wait_for_boot_finished:
+    description:
+      - Wait until C(systemctl is-system-running) reports V(running) or V(degraded) (with a warning), so that the next
+        task finds every service started. Maintenance (emergency or rescue) mode fails the task at once.
+      - Skipped on hosts without systemd.
+    type: bool
+    default: true
+  allow_fallback:
+    description:
+      - When the new boot does not run the loaded release and command line, the kexec did not happen and the host
+        went through firmware (systemd falls back to a normal reboot when C(kexec -e) fails). By default the task
+        fails and names both kernels.
+      - V(true) accepts such a reboot with a warning and RV(fallback=true).
+    type: bool
+    default: false
+  msg:
+    description:
+      - Message broadcast to logged-in users (C(wall)) before the reboot. It is passed to C(wall) on standard input,
+        never on a command line. An empty string sends none.
+    type: str
+    default: Reboot (kexec) initiated by Ansible
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  become:
+    support: full
+    details:
+      - The load, the trigger and O(test_command) run with become; the probes that read boot_id and the boot state
+        do not need it.
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details:
+      - Runs M(fastreboot.kexec.kexec_load) in check mode (what would be loaded), reads the host's state and reports
+        the method and trigger that would run. Nothing is loaded and nothing reboots.
+  connection:
+    support: full
+    details:
+      - The C(local) connection is refused. SSH connections get the fast banner probe.
+  delegation:
+    support: none
+  diff_mode:
+    support: none
+  platform:
+    platforms: linux
+notes:
+  - Works with C(become), forks and C(serial), and ad hoc - C(ansible all -b -m fastreboot.kexec.kexec_reboot -a kernel=latest).
+  - The probes that read boot_id log in as the connection user without become. While a host boots, C(/run/nologin)
+    refuses users other than root until C(systemd-user-sessions.service) has started; those logins count as not back yet.
+  - Each banner probe is an SSH connection that ends before authentication; sshd logs it, and OpenSSH 9.8 and newer
+    charge it one second of C(PerSourcePenalties) (C(noauth)). While the old boot still answers, the task therefore
+    probes only once a second, which stays below the penalty threshold.
+  - The timeout message always ends with advice to look at the host's console, where systemd-shutdown and the
+    kernel report why a kexec failed.
+seealso:
+  - module: fastreboot.kexec.kexec_load
+  - module: fastreboot.kexec.kexec_info
+  - module: ansible.builtin.reboot
+author:
+  - fastreboot.kexec contributors (@fastreboot)
+"""
+
+EXAMPLES = r"""
+- name: Reboot into the boot loader's default kernel through kexec
+  fastreboot.kexec.kexec_reboot:
+
+- name: Reboot into the newest installed kernel, with a serial console, 20 minutes at most
+  fastreboot.kexec.kexec_reboot:
+    kernel: latest
+    append:
+      - console=ttyS0,115200
+    reboot_timeout: 1200
+
+- name: Load in one task, reboot in another (for example in a handler)
+  block:
+    - name: Load the next kernel
+      fastreboot.kexec.kexec_load:
+        kernel: latest
+
+    - name: Reboot into it
+      fastreboot.kexec.kexec_reboot:
+        use_loaded: true
+
+- name: Reboot a host without systemd (no clean shutdown, services are killed)
+  fastreboot.kexec.kexec_reboot:
+    method: immediate
+    pre_reboot_delay: 10
+    msg: Rebooting in 10 seconds
+
+- name: Accept a firmware reboot if kexec fails, and report it
+  fastreboot.kexec.kexec_reboot:
+    allow_fallback: true
+  register: reboot
+
+- name: Show how the host came back
+  ansible.builtin.debug:
+    msg: "{{ reboot.kernel_after }} after {{ reboot.downtime }}s down; firmware fallback: {{ reboot.fallback }}"
+"""
+
+RETURN = r"""
+rebooted:
+  description: Whether the host came back in a new boot (a new boot_id was seen). V(false) in check mode.
+  returned: always
+  type: bool
+  sample: true
+changed:
+  description: V(true) once the reboot was triggered, and in check mode; otherwise whether the load changed anything.
+  returned: always
+  type: bool
+  sample: true
+elapsed:
+  description: Seconds from the trigger to the end of the task, O(pre_reboot_delay) and O(post_reboot_delay) included.
+  returned: always
+  type: float
+  sample: 31.42
+downtime:
+  description:
+    - Seconds from the start of the shutdown (the trigger plus O(pre_reboot_delay)) to the first successful login
+      into the new boot.
+    - V(null) when the host did not come back.
+  returned: always
+  type: float
+  sample: 17.8
+kernel_before:
+  description: The kernel release that ran before the reboot (C(uname -r)).
+  returned: when the host's state could be read
+  type: str
+  sample: 6.1.0-25-amd64
+kernel_after:
+  description: The kernel release the new boot runs.
+  returned: when the host came back
+  type: str
+  sample: 6.1.0-26-amd64
+cmdline:
+  description: The command line of the new boot (C(/proc/cmdline)).
+  returned: when the host came back
+  type: str
+  sample: root=UUID=0b7d6e2c-6e1f-4a58-9c52-3d1c1f0e2a77 ro quiet console=ttyS0,115200
+boot_id_before:
+  description: The boot_id before the reboot.
+  returned: when the host's state could be read
+  type: str
+  sample: 8c2d1c9a-1f7b-4d8e-9a3e-2b6f0c7d5e41
+boot_id_after:
+  description: The boot_id of the new boot.
+  returned: when the host came back
+  type: str
+  sample: 3e9b7a52-6c0d-4f1e-8b2a-9d4c5e6f7a81
+method:
+  description: How the reboot was (or in check mode would be) triggered - V(systemd) or V(immediate).
+  returned: when the preflight passed
+  type: str
+  sample: systemd
+trigger:
+  description: The command (argv) that starts the detached reboot on the host.
+  returned: when the preflight passed
+  type: list
+  elements: str
+  sample: [systemd-run, --no-block, --collect, --quiet, --unit=fastreboot-kexec-1a2b3c4d,
+           "--description=fastreboot.kexec reboot", systemctl, kexec]
+probe:
+  description: How the wait noticed the host - V(ssh_banner) (banner, then one login) or V(login) (logins only).
+  returned: when the preflight passed
+  type: str
+  sample: ssh_banner
+fallback:
+  description:
+    - V(true) when the new boot does not run the loaded release and command line - the host went through firmware.
+      The task fails then unless O(allow_fallback=true).
+  returned: always
+  type: bool
+  sample: false
+kernel_selected_by:
+  description:
+    - How the loaded kernel was chosen, from M(fastreboot.kexec.kexec_load) - V(path), V(default), V(latest),
+      V(running), or V(latest) with the reason the boot loader could not be read.
+  returned: when the load ran (not with O(use_loaded=true))
+  type: str
+  sample: default
+load:
+  description:
+    - The result of M(fastreboot.kexec.kexec_load) - what was loaded (C(kernel), C(kernel_release), C(cmdline),
+      C(initrd), C(syscall)), the host's C(support) facts and the rest of its return values.
+    - With O(use_loaded=true), the C(loaded) section of M(fastreboot.kexec.kexec_info) instead.
+  returned: when the load ran
+  type: dict
+  sample:
+    changed: true
+    loaded: true
+    kernel: /boot/vmlinuz-6.1.0-26-amd64
+    kernel_release: 6.1.0-26-amd64
+    kernel_selected_by: default
+    initrd: /boot/initrd.img-6.1.0-26-amd64
+    cmdline: root=UUID=0b7d6e2c-6e1f-4a58-9c52-3d1c1f0e2a77 ro quiet
+    syscall: file
+msg:
+  description: What happened, or why the task failed and what to do.
+  returned: always
+  type: str
+  sample: rebooted by kexec into 6.1.0-26-amd64 in 31.42s (17.8s down)
+"""

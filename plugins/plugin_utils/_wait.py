@@ -1,0 +1,262 @@
+# Copyright (c) 2026, fastreboot.kexec contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The controller's wait for the rebooted host: one deadline, cheap and frequent probes.
+
+wait_until() runs an attempt callable until it reports done or the deadline passes. Each attempt
+gets the time left as its budget and must not use more; the loop never starts an attempt at or
+after the deadline and never sleeps past it. Clock and sleep are injected so tests drive time.
+
+NewBootProbe is the attempt that notices the new boot: a TCP connect to sshd that reads the
+`SSH-2.0-` banner (microseconds of host work, no login), and only once a banner is seen, one login
+that reads boot_id, release and command line (HOST_STATE_COMMAND). TestCommandProbe and
+BootFinishedProbe are the attempts that follow it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import socket
+import threading
+import time
+import typing as t
+from dataclasses import dataclass
+
+from ansible_collections.fastreboot.kexec.plugins.plugin_utils._hoststate import (
+    BOOT_FINISHED_STATES,
+    parse_host_state,
+    parse_system_state,
+)
+
+PROBE_INTERVAL = 0.5  # seconds from the start of one attempt to the start of the next
+# While the old boot still answers, once a second: each banner probe ends before authentication,
+# which OpenSSH >= 9.8 charges 1 s of PerSourcePenalties (noauth); faster would get us blocked.
+SAME_BOOT_INTERVAL = 1.0
+BANNER_TIMEOUT = 2.0  # a live sshd sends its banner at once; longer waits only delay the next try
+LOGIN_GRACE = 10.0  # a login may take connect_timeout plus this for authentication and the command
+SSH_BANNER_PREFIXES = (b"SSH-2.0-", b"SSH-1.99-")  # RFC 4253 4.2; 1.99 = 2.0 with 1.x compatibility
+MAX_BANNER_BYTES = 8192  # RFC 4253 allows text lines before the banner; give up after this much
+
+T = t.TypeVar("T")
+
+# What the last attempt saw; the timeout message names it.
+NO_BANNER = "the sshd banner never came back (nothing answers with SSH-2.0 on the SSH port)"
+NO_TIME_FOR_LOGIN = "the sshd banner came back, but no time was left for a login"
+LOGIN_FAILS = "sshd answers but logins fail"
+LOGINS_FAIL = "logins fail"  # without banner probes nothing says whether sshd answers
+NO_BOOT_ID = "logins succeed but print no boot_id"
+SAME_BOOT = "logins succeed but boot_id is unchanged (the host did not reboot)"
+INCOMPLETE = "a new boot_id, but the kernel release or command line could not be read"
+NO_ATTEMPT = "no probe could run before the deadline"
+
+
+class ProbeFailed(Exception):
+    """A probe could not get an answer (connection refused, login failed, timed out)."""
+
+
+class WaitTimeout(Exception):
+    """The deadline passed; last_seen says what the last attempt found."""
+
+    def __init__(self, last_seen: str) -> None:
+        super().__init__(last_seen)
+        self.last_seen = last_seen
+
+
+class WaitAborted(Exception):
+    """Waiting longer cannot help (for example the host booted into emergency mode)."""
+
+
+class CommandResult(t.NamedTuple):
+    rc: int
+    stdout: str
+    stderr: str
+
+
+# A login: run a fixed command on the host within `timeout` seconds. Raises ProbeFailed when no
+# answer came back (connection or authentication failure, timeout); a non-zero rc is an answer.
+Login = t.Callable[[float], CommandResult]
+BannerProbe = t.Callable[[float], bool]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    done: bool
+    detail: str
+    value: t.Any = None
+    interval: float | None = None  # overrides the loop's interval before the next attempt
+
+
+def wait_until(
+    attempt: t.Callable[[float], Attempt],
+    deadline: float,
+    clock: t.Callable[[], float],
+    sleep: t.Callable[[float], None],
+    interval: float = PROBE_INTERVAL,
+) -> Attempt:
+    """Run attempt(budget) every `interval` seconds until it is done; WaitTimeout at the deadline."""
+    last_seen = NO_ATTEMPT
+    while True:
+        started = clock()
+        budget = deadline - started
+        if budget <= 0:
+            raise WaitTimeout(last_seen)
+        outcome = attempt(budget)
+        if outcome.done:
+            return outcome
+        last_seen = outcome.detail
+        now = clock()
+        wanted = interval if outcome.interval is None else outcome.interval
+        # A slow attempt (a banner probe that waited its full timeout) already used the interval.
+        pause = min(wanted - (now - started), deadline - now)
+        if pause > 0:
+            sleep(pause)
+
+
+def read_ssh_banner(host: str, port: int, timeout: float, clock: t.Callable[[], float] = time.monotonic) -> bool:
+    """True when sshd at host:port sends its identification line within `timeout` seconds."""
+    if timeout <= 0:
+        return False
+    end = clock() + timeout
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            received = b""
+            while len(received) < MAX_BANNER_BYTES:
+                for line in received.split(b"\n"):
+                    if line.startswith(SSH_BANNER_PREFIXES):
+                        return True
+                left = end - clock()
+                if left <= 0:
+                    return False
+                connection.settimeout(left)
+                chunk = connection.recv(1024)
+                if not chunk:
+                    return False
+                received += chunk
+    except OSError:
+        # Refused, unreachable, reset, timed out, name not resolvable: no banner.
+        return False
+    return False
+
+
+def call_with_bound(func: t.Callable[[], T], bound: float, on_timeout: t.Callable[[], None]) -> T:
+    """Run func in a worker thread and wait at most `bound` seconds for it.
+
+    A login through the connection plugin can hang (a half-open ControlPersist socket, a PAM
+    session that waits for logind during early boot). After `bound` seconds on_timeout() runs (the
+    caller resets the connection, which ends a hung multiplexed session) and ProbeFailed is raised;
+    a thread that still hangs is abandoned (daemon) and its late answer is ignored.
+    """
+    outcome: dict[str, t.Any] = {}
+    context = contextvars.copy_context()  # the task's context (warnings, templating) in the thread
+
+    def run() -> None:
+        try:
+            outcome["value"] = context.run(func)
+        except BaseException as error:  # pylint: disable=broad-exception-caught
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, name="fastreboot-kexec-login", daemon=True)
+    worker.start()
+    worker.join(max(bound, 0.0))
+    if worker.is_alive():
+        try:
+            on_timeout()
+        except Exception:  # pylint: disable=broad-exception-caught
+            pass  # the bound holds whether or not the reset worked
+        raise ProbeFailed(f"no answer within {bound:.1f}s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+class NewBootProbe:
+    """Attempt: is the host up in a new boot? done with the new HostState as value."""
+
+    def __init__(
+        self,
+        old_boot_id: str,
+        login: Login,
+        clock: t.Callable[[], float],
+        connect_timeout: float,
+        banner: BannerProbe | None = None,
+    ) -> None:
+        self.old_boot_id = old_boot_id
+        self.login = login
+        self.clock = clock
+        self.connect_timeout = connect_timeout
+        self.banner = banner
+        self.login_timeout = connect_timeout + LOGIN_GRACE
+        self._login_failure = LOGIN_FAILS if banner is not None else LOGINS_FAIL
+
+    def __call__(self, budget: float) -> Attempt:
+        started = self.clock()
+        if self.banner is not None:
+            if not self.banner(min(BANNER_TIMEOUT, self.connect_timeout, budget)):
+                return Attempt(False, NO_BANNER)
+            budget -= self.clock() - started
+            if budget <= 0:
+                return Attempt(False, NO_TIME_FOR_LOGIN)
+        try:
+            answer = self.login(min(self.login_timeout, budget))
+        except ProbeFailed as error:
+            return Attempt(False, f"{self._login_failure} ({error})")
+        if answer.rc != 0:
+            return Attempt(False, f"{self._login_failure} (the state command exited with {answer.rc}: {_last_line(answer.stderr)})")
+        state = parse_host_state(answer.stdout)
+        if state is None:
+            return Attempt(False, NO_BOOT_ID)
+        if state.boot_id == self.old_boot_id:
+            return Attempt(False, SAME_BOOT, interval=SAME_BOOT_INTERVAL)
+        if not state.complete:
+            return Attempt(False, INCOMPLETE)
+        return Attempt(True, "a new boot", state)
+
+
+class TestCommandProbe:
+    """Attempt: the user's test_command succeeds (rc 0)."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    def __init__(self, login: Login, timeout: float) -> None:
+        self.login = login
+        self.timeout = timeout
+
+    def __call__(self, budget: float) -> Attempt:
+        try:
+            answer = self.login(min(self.timeout, budget))
+        except ProbeFailed as error:
+            return Attempt(False, f"a new boot, but test_command could not run ({error})")
+        if answer.rc == 0:
+            return Attempt(True, "test_command succeeded", answer)
+        output = _last_line(answer.stderr) or _last_line(answer.stdout)
+        return Attempt(False, f"a new boot, but test_command keeps failing (rc={answer.rc}: {output})")
+
+
+class BootFinishedProbe:
+    """Attempt: `systemctl is-system-running` says running or degraded."""
+
+    def __init__(self, login: Login, timeout: float) -> None:
+        self.login = login
+        self.timeout = timeout
+
+    def __call__(self, budget: float) -> Attempt:
+        try:
+            answer = self.login(min(self.timeout, budget))
+        except ProbeFailed as error:
+            return Attempt(False, f"a new boot, but the boot state could not be read ({error})")
+        state = parse_system_state(answer.stdout)
+        if state in BOOT_FINISHED_STATES:
+            return Attempt(True, state, state)
+        if state == "maintenance":
+            raise WaitAborted(
+                "the new boot is in maintenance (emergency or rescue) mode: a unit required for booting "
+                "failed; see the host's console and `journalctl -b`"
+            )
+        shown = state or _last_line(answer.stdout) or "no answer"
+        return Attempt(False, f"a new boot, but the system never finished booting (systemctl is-system-running: {shown})")
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""

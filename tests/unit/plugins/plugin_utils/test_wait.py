@@ -1,0 +1,390 @@
+# Copyright (c) 2026, fastreboot.kexec contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The wait loop under a driven clock, the probes, and the real banner and bounded-call boundaries."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import typing as t
+
+import pytest
+
+from ansible_collections.fastreboot.kexec.plugins.plugin_utils._wait import (
+    BANNER_TIMEOUT,
+    LOGIN_FAILS,
+    NO_BANNER,
+    NO_BOOT_ID,
+    PROBE_INTERVAL,
+    SAME_BOOT,
+    SAME_BOOT_INTERVAL,
+    Attempt,
+    BootFinishedProbe,
+    CommandResult,
+    NewBootProbe,
+    ProbeFailed,
+    TestCommandProbe,
+    WaitAborted,
+    WaitTimeout,
+    call_with_bound,
+    read_ssh_banner,
+    wait_until,
+)
+
+OLD = "8c2d1c9a-1f7b-4d8e-9a3e-2b6f0c7d5e41"
+NEW = "3e9b7a52-6c0d-4f1e-8b2a-9d4c5e6f7a81"
+
+
+class FakeClock:
+    """Time that moves only when something sleeps or a fake probe spends it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def spend(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def state(boot_id: str, release: str = "6.1.0-26-amd64") -> str:
+    return f"fastreboot-boot-id={boot_id}\nfastreboot-release={release}\nfastreboot-cmdline=root=/dev/vda1 ro\nfastreboot-systemd=yes\n"
+
+
+class ScriptedHost:
+    """A host seen from the controller: a timeline of phases, each lasting some seconds.
+
+    phase kinds: "old" (old boot answers), "down" (nothing listens), "sshd-no-login" (banner, logins
+    fail), "hang" (banner, logins hang), "new" (new boot answers). Probes spend realistic time.
+    """
+
+    def __init__(self, clock: FakeClock, phases: list[tuple[str, float]], login_output: t.Callable[[str], str] | None = None) -> None:
+        self.clock = clock
+        self.start = clock.now
+        self.phases = phases
+        self.calls: list[tuple[str, float, float]] = []  # (kind, started, budget)
+        self.phases_seen: list[str] = []  # the phase at each call
+        self.login_output = login_output or (lambda kind: state(OLD if kind == "old" else NEW))
+
+    def phase(self) -> str:
+        elapsed = self.clock.now - self.start
+        for kind, length in self.phases:
+            if elapsed < length:
+                return kind
+            elapsed -= length
+        return self.phases[-1][0]
+
+    def banner(self, timeout: float) -> bool:
+        self.calls.append(("banner", self.clock.now, timeout))
+        self.phases_seen.append(self.phase())
+        if self.phase() == "down":
+            self.clock.spend(timeout)  # SYN unanswered: the probe waits its whole timeout
+            return False
+        self.clock.spend(0.01)
+        return True
+
+    def login(self, timeout: float) -> CommandResult:
+        self.calls.append(("login", self.clock.now, timeout))
+        self.phases_seen.append(self.phase())
+        kind = self.phase()
+        if kind == "down":
+            self.clock.spend(0.05)
+            raise ProbeFailed("Connection refused")
+        if kind == "sshd-no-login":
+            self.clock.spend(0.2)
+            raise ProbeFailed("System is booting up. Unprivileged users are not permitted to log in yet.")
+        if kind == "hang":
+            self.clock.spend(timeout)  # call_with_bound gives up after the bound
+            raise ProbeFailed(f"no answer within {timeout:.1f}s")
+        self.clock.spend(0.3)
+        return CommandResult(0, self.login_output(kind), "")
+
+
+def test_wait_until_respects_the_deadline_exactly() -> None:
+    clock = FakeClock()
+    deadline = clock.now + 10
+    starts: list[float] = []
+
+    def slow_failure(budget: float) -> Attempt:
+        starts.append(clock.now)
+        assert clock.now + budget == deadline  # the budget is exactly the time left
+        clock.spend(min(0.3, budget))
+        return Attempt(False, f"attempt {len(starts)}")
+
+    with pytest.raises(WaitTimeout) as caught:
+        wait_until(slow_failure, deadline, clock, clock.sleep)
+    assert all(start < deadline for start in starts)
+    assert clock.now == pytest.approx(deadline)  # never past it
+    assert caught.value.last_seen == f"attempt {len(starts)}"
+    # one attempt every PROBE_INTERVAL
+    assert len(starts) == 20
+    assert [round(b - a, 6) for a, b in zip(starts, starts[1:])] == [PROBE_INTERVAL] * 19
+
+
+def test_last_sleep_is_cut_at_the_deadline() -> None:
+    clock = FakeClock()
+    deadline = clock.now + 1.2
+    with pytest.raises(WaitTimeout):
+        wait_until(lambda budget: Attempt(False, "refused"), deadline, clock, clock.sleep)
+    assert clock.sleeps == pytest.approx([0.5, 0.5, 0.2])
+    assert clock.now == pytest.approx(deadline)
+
+
+def test_slow_attempt_is_not_followed_by_a_sleep() -> None:
+    clock = FakeClock()
+    deadline = clock.now + 5
+
+    def banner_timeout(budget: float) -> Attempt:
+        clock.spend(min(2.0, budget))
+        return Attempt(False, NO_BANNER)
+
+    with pytest.raises(WaitTimeout):
+        wait_until(banner_timeout, deadline, clock, clock.sleep)
+    assert clock.sleeps == []
+    assert clock.now == deadline
+
+
+def test_no_attempt_when_the_deadline_already_passed() -> None:
+    clock = FakeClock()
+    calls: list[float] = []
+    with pytest.raises(WaitTimeout, match="no probe could run"):
+        wait_until(lambda budget: calls.append(budget) or Attempt(False, "x"), clock.now, clock, clock.sleep)
+    assert calls == []
+
+
+def test_banner_before_login_and_old_boot_then_new_boot() -> None:
+    clock = FakeClock()
+    host = ScriptedHost(clock, [("old", 3.0), ("down", 20.0), ("sshd-no-login", 2.0), ("new", 100.0)])
+    probe = NewBootProbe(OLD, host.login, clock, connect_timeout=5, banner=host.banner)
+    started = clock.now
+    outcome = wait_until(probe, started + 600, clock, clock.sleep)
+
+    assert outcome.done and outcome.value.boot_id == NEW and outcome.value.release == "6.1.0-26-amd64"
+    kinds = [kind for kind, dummy, dummy2 in host.calls]
+    # every login comes right after a successful banner probe
+    for index, kind in enumerate(kinds):
+        if kind == "login":
+            assert kinds[index - 1] == "banner"
+    # no login while sshd was down
+    assert "down" in host.phases_seen
+    assert not [kind for kind, phase in zip(kinds, host.phases_seen) if kind == "login" and phase == "down"]
+    # the new boot was noticed soon after sshd came back with logins (at +25 s)
+    assert clock.now - (started + 25.0) < 1.0
+
+
+def test_banner_probe_budget_is_short() -> None:
+    clock = FakeClock()
+    host = ScriptedHost(clock, [("down", 1000.0)])
+    probe = NewBootProbe(OLD, host.login, clock, connect_timeout=5, banner=host.banner)
+    deadline = clock.now + 29  # not a multiple of the banner timeout: the last probe gets less
+    with pytest.raises(WaitTimeout) as caught:
+        wait_until(probe, deadline, clock, clock.sleep)
+    assert caught.value.last_seen == NO_BANNER
+    budgets = [budget for kind, dummy, budget in host.calls if kind == "banner"]
+    assert max(budgets) == BANNER_TIMEOUT and budgets[-1] == pytest.approx(1.0)
+    assert clock.now == pytest.approx(deadline)
+    assert not [kind for kind, dummy, dummy2 in host.calls if kind == "login"]
+
+
+def test_old_boot_is_probed_once_a_second() -> None:
+    clock = FakeClock()
+    host = ScriptedHost(clock, [("old", 1000.0)])
+    probe = NewBootProbe(OLD, host.login, clock, connect_timeout=5, banner=host.banner)
+    with pytest.raises(WaitTimeout) as caught:
+        wait_until(probe, clock.now + 10, clock, clock.sleep)
+    assert caught.value.last_seen == SAME_BOOT
+    banner_starts = [when for kind, when, dummy in host.calls if kind == "banner"]
+    assert [round(b - a, 6) for a, b in zip(banner_starts, banner_starts[1:])] == [SAME_BOOT_INTERVAL] * (len(banner_starts) - 1)
+
+
+def test_login_only_probing_without_banner() -> None:
+    clock = FakeClock()
+    host = ScriptedHost(clock, [("down", 4.0), ("new", 100.0)])
+    probe = NewBootProbe(OLD, host.login, clock, connect_timeout=5)
+    outcome = wait_until(probe, clock.now + 60, clock, clock.sleep)
+    assert outcome.value.boot_id == NEW
+    assert {kind for kind, dummy, dummy2 in host.calls} == {"login"}
+
+
+def test_hanging_logins_are_bounded_by_the_deadline() -> None:
+    clock = FakeClock()
+    host = ScriptedHost(clock, [("hang", 1000.0)])
+    probe = NewBootProbe(OLD, host.login, clock, connect_timeout=5, banner=host.banner)
+    deadline = clock.now + 40
+    with pytest.raises(WaitTimeout) as caught:
+        wait_until(probe, deadline, clock, clock.sleep)
+    assert caught.value.last_seen.startswith(LOGIN_FAILS)
+    assert clock.now <= deadline
+    logins = [(when, budget) for kind, when, budget in host.calls if kind == "login"]
+    assert all(budget <= 15.0 for dummy, budget in logins)  # connect_timeout + LOGIN_GRACE
+    assert all(when + budget <= deadline for when, budget in logins)
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("Welcome to web1\n" + state(OLD) + "Connection to web1 closed.\n", SAME_BOOT),
+        ("Broadcast message from root@web1:\nThe system will reboot now!\n" + state(OLD)[:30], NO_BOOT_ID),
+        (state(NEW[:20]), NO_BOOT_ID),
+        ("", NO_BOOT_ID),
+    ],
+)
+def test_noisy_or_partial_output_is_not_a_new_boot(output: str, expected: str) -> None:
+    clock = FakeClock()
+    outcome = NewBootProbe(OLD, lambda timeout: CommandResult(0, output, ""), clock, connect_timeout=5)(100.0)
+    assert not outcome.done and outcome.detail == expected
+
+
+def test_new_boot_with_noise_and_uppercase_is_found() -> None:
+    clock = FakeClock()
+    output = "Last login: Tue Jan  6 10:00:00 2026\r\n" + state(NEW.upper()).replace("\n", "\r\n") + "Connection to web1 closed.\r\n"
+    outcome = NewBootProbe(OLD.upper(), lambda timeout: CommandResult(0, output, ""), clock, connect_timeout=5)(100.0)
+    assert outcome.done and outcome.value.boot_id == NEW
+
+
+def test_failed_state_command_is_a_failed_login() -> None:
+    clock = FakeClock()
+    outcome = NewBootProbe(OLD, lambda timeout: CommandResult(1, state(NEW), "sudo: a password is required"), clock, connect_timeout=5)(100.0)
+    assert not outcome.done and "sudo: a password is required" in outcome.detail
+
+
+def test_test_command_retried_until_it_succeeds() -> None:
+    clock = FakeClock()
+    answers = [CommandResult(1, "", "whoami: cannot find name for user ID 1000"), CommandResult(0, "deploy\n", "")]
+
+    def login(timeout: float) -> CommandResult:
+        clock.spend(0.2)
+        return answers.pop(0)
+
+    outcome = wait_until(TestCommandProbe(login, 15.0), clock.now + 60, clock, clock.sleep)
+    assert outcome.done and outcome.value.stdout == "deploy\n"
+
+
+def test_test_command_failure_is_reported_at_the_deadline() -> None:
+    clock = FakeClock()
+    with pytest.raises(WaitTimeout, match=r"test_command keeps failing \(rc=127: sh: 1: healthcheck: not found\)"):
+        wait_until(TestCommandProbe(lambda timeout: CommandResult(127, "", "sh: 1: healthcheck: not found\n"), 15.0), clock.now + 3, clock, clock.sleep)
+
+
+def test_boot_finished_waits_for_running() -> None:
+    clock = FakeClock()
+    answers = ["starting\n", "starting\n", "degraded\n"]
+    outcome = wait_until(BootFinishedProbe(lambda timeout: CommandResult(1, answers.pop(0), ""), 15.0), clock.now + 60, clock, clock.sleep)
+    assert outcome.value == "degraded"
+    assert clock.sleeps == [PROBE_INTERVAL, PROBE_INTERVAL]
+
+
+def test_boot_never_finishing_names_the_state() -> None:
+    clock = FakeClock()
+    with pytest.raises(WaitTimeout, match=r"never finished booting \(systemctl is-system-running: starting\)"):
+        wait_until(BootFinishedProbe(lambda timeout: CommandResult(1, "starting\n", ""), 15.0), clock.now + 5, clock, clock.sleep)
+
+
+def test_maintenance_mode_aborts_the_wait() -> None:
+    clock = FakeClock()
+    with pytest.raises(WaitAborted, match="emergency or rescue"):
+        wait_until(BootFinishedProbe(lambda timeout: CommandResult(1, "maintenance\n", ""), 15.0), clock.now + 60, clock, clock.sleep)
+
+
+# Real boundaries: threads and sockets ------------------------------------------------------------
+
+
+def test_call_with_bound_abandons_a_hanging_call_and_resets() -> None:
+    release = threading.Event()
+    resets: list[float] = []
+
+    def hanging_login() -> str:
+        release.wait(10)
+        return "late answer"
+
+    def reset() -> None:
+        resets.append(time.monotonic())
+        release.set()  # like `ssh -O stop`: the hung session ends
+
+    started = time.monotonic()
+    with pytest.raises(ProbeFailed, match=r"no answer within 0\.2s"):
+        call_with_bound(hanging_login, 0.2, reset)
+    assert 0.2 <= time.monotonic() - started < 1.0
+    assert len(resets) == 1
+
+
+def test_call_with_bound_returns_and_reraises() -> None:
+    assert call_with_bound(lambda: 42, 5.0, lambda: None) == 42
+    with pytest.raises(KeyError):
+        call_with_bound(lambda: {}["missing"], 5.0, lambda: None)
+
+
+class BannerServer:
+    """A local TCP server that answers each connection with `greeting` after `delay` seconds."""
+
+    def __init__(self, greeting: bytes, delay: float = 0.0) -> None:
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(5)
+        self.port = self.listener.getsockname()[1]
+        self.greeting = greeting
+        self.delay = delay
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        try:
+            connection, dummy = self.listener.accept()
+        except OSError:
+            return
+        with connection:
+            time.sleep(self.delay)
+            if self.greeting:
+                try:
+                    connection.sendall(self.greeting)
+                except OSError:
+                    return
+            time.sleep(0.5)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.parametrize(
+    ("greeting", "expected"),
+    [
+        (b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n", True),
+        (b"SSH-1.99-OpenSSH_3.9\r\n", True),
+        (b"This host is monitored.\r\nSSH-2.0-OpenSSH_10.0\r\n", True),  # RFC 4253: lines before the banner
+        (b"220 mail ESMTP\r\n", False),
+        (b"", False),  # accepts, says nothing (a QEMU port forward while the guest boots)
+    ],
+)
+def test_read_ssh_banner(greeting: bytes, expected: bool) -> None:
+    server = BannerServer(greeting)
+    try:
+        started = time.monotonic()
+        assert read_ssh_banner("127.0.0.1", server.port, 0.3) is expected
+        assert time.monotonic() - started < 1.0
+    finally:
+        server.close()
+
+
+def test_read_ssh_banner_waits_for_a_slow_banner_within_its_timeout() -> None:
+    server = BannerServer(b"SSH-2.0-OpenSSH_9.2\r\n", delay=0.2)
+    try:
+        assert read_ssh_banner("127.0.0.1", server.port, 1.0) is True
+    finally:
+        server.close()
+
+
+def test_read_ssh_banner_on_a_closed_port() -> None:
+    server = BannerServer(b"")
+    server.close()  # nothing listens any more: connection refused
+    assert read_ssh_banner("127.0.0.1", server.port, 1.0) is False
+    assert read_ssh_banner("127.0.0.1", server.port, 0) is False
