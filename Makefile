@@ -28,7 +28,7 @@ images: setup  ## build (or reuse) the bookworm and trixie lab images
 	$(LAB) build bookworm trixie
 
 demo: setup collection  ## the main job on a lab VM (bookworm by default: DIST=trixie for the other)
-	$(VENV)/bin/python tests/demo.py --dist $${DIST:-bookworm}
+	$(VENV)/bin/python benchmarks/reboot_benchmark.py --quick --dist $${DIST:-bookworm}
 
 test: setup collection  ## full suite: lint, sanity, units (both ansible-cores), Molecule scenarios
 	tests/tools/run-suite.sh

@@ -22,6 +22,8 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+# The load options pass through unchanged to kexec_load; both share one spec.
+from ansible_collections.fastreboot.kexec.plugins.module_utils._load_spec import LOAD_ARGUMENT_SPEC
 from ansible_collections.fastreboot.kexec.plugins.plugin_utils._hoststate import (
     HOST_STATE_COMMAND,
     SYSTEM_STATE_COMMAND,
@@ -59,18 +61,6 @@ INFO_MODULE = "fastreboot.kexec.kexec_info"
 CONTROLLER_BOOT_ID = "/proc/sys/kernel/random/boot_id"
 DEFAULT_MSG = "Reboot (kexec) initiated by Ansible"
 
-# The load options are passed through unchanged to kexec_load. This copy of kexec_load's spec is
-# needed because controller code does not import target-side module_utils; the doc fragment
-# fastreboot.kexec.load_options documents both, and the unit tests compare the two specs.
-LOAD_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
-    "kernel": {"type": "str", "default": "default"},
-    "initrd": {"type": "raw", "default": "auto"},
-    "cmdline": {"type": "str"},
-    "append": {"type": "list", "elements": "str", "default": []},
-    "remove": {"type": "list", "elements": "str", "default": []},
-    "syscall": {"type": "str", "default": "auto", "choices": ["auto", "file", "legacy"]},
-    "allow_unsafe_files": {"type": "bool", "default": False},
-}
 REBOOT_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "use_loaded": {"type": "bool", "default": False},
     "expect_release": {"type": "str"},

@@ -16,6 +16,7 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.fastreboot.kexec.plugins.module_utils._load_spec import LOAD_OPTION_NAMES
 from ansible_collections.fastreboot.kexec.plugins.module_utils._cmdline import (
     CmdlineError,
     command_line_limit,
@@ -52,16 +53,6 @@ from ansible_collections.fastreboot.kexec.plugins.module_utils._support import (
 )
 
 # The options kexec_load shares with the kexec_reboot action (doc fragment fastreboot.kexec.load_options).
-LOAD_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
-    "kernel": {"type": "str", "default": "default"},
-    "initrd": {"type": "raw", "default": "auto"},
-    "cmdline": {"type": "str"},
-    "append": {"type": "list", "elements": "str", "default": []},
-    "remove": {"type": "list", "elements": "str", "default": []},
-    "syscall": {"type": "str", "default": "auto", "choices": ["auto", "file", "legacy"]},
-    "allow_unsafe_files": {"type": "bool", "default": False},
-}
-LOAD_OPTION_NAMES = tuple(LOAD_ARGUMENT_SPEC)
 STATE_ARGUMENT_SPEC = {"state": {"type": "str", "default": "loaded", "choices": ["loaded", "unloaded"]}}
 
 SYSCALL_FLAGS = {"file": "-s", "legacy": "-c"}

@@ -216,8 +216,8 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fastreboot.kexec.plugins.module_utils._host import ModuleRunner
+from ansible_collections.fastreboot.kexec.plugins.module_utils._load_spec import LOAD_ARGUMENT_SPEC
 from ansible_collections.fastreboot.kexec.plugins.module_utils._loader import (
-    LOAD_ARGUMENT_SPEC,
     STATE_ARGUMENT_SPEC,
     KexecLoader,
     LoadError,

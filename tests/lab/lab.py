@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) 2026, fastreboot.kexec contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -84,7 +83,7 @@ def host_apt_uris() -> tuple[str, str]:
             for line in stanza.splitlines():
                 if line.startswith("#") or ":" not in line:
                     continue
-                key, _, value = line.partition(":")
+                key, _sep, value = line.partition(":")
                 fields[key.strip().lower()] = value.strip()
             if "deb" in fields.get("types", "").split() and "uris" in fields:
                 entries.append((fields["uris"].split()[0], fields.get("suites", "").split()))
@@ -435,7 +434,7 @@ def down(name: str) -> bool:
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    for _ in range(50):
+    for _tick in range(50):
         if not qemu_alive(pid, name):
             break
         time.sleep(0.1)

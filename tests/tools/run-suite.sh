@@ -4,7 +4,7 @@
 # while the static checks run. Prints one line per step and a closing count.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$repo"
+cd "$repo" || exit 1
 out=tests/output/suite
 mkdir -p "$out"
 lab() { python3 tests/lab/lab.py "$@"; }

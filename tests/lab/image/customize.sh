@@ -36,6 +36,11 @@ for home in /root /home/lab; do
 done
 in_root chown -R lab:lab /home/lab/.ssh
 printf 'UseDNS no\nPasswordAuthentication no\n' > "$root/etc/ssh/sshd_config.d/lab.conf"
+# A console line the moment sshd is ready (ssh.service is Type=notify): the benchmark reads the
+# console with host timestamps to measure how long a reboot task takes to notice the host.
+mkdir -p "$root/etc/systemd/system/ssh.service.d"
+printf '[Service]\nExecStartPost=/bin/sh -c "echo LAB-SSHD-READY > /dev/ttyS0"\n' \
+  > "$root/etc/systemd/system/ssh.service.d/lab-console.conf"
 
 # GRUB on the serial console, with a marker line that proves a boot went through the boot loader.
 cat > "$root/etc/default/grub" <<'GRUB'

@@ -3,7 +3,10 @@
 set -eu
 grub-install --target=i386-pc /dev/vda
 update-grub
-generic=$(ls /boot/vmlinuz-*-amd64 | grep -v cloud | sed 's|/boot/vmlinuz-||' | sort -V | tail -n 1)
+generic=
+for image in /boot/vmlinuz-*-amd64; do
+  case "$image" in *cloud*) ;; *) generic=${image#/boot/vmlinuz-} ;; esac
+done
 uuid=$(findmnt -no UUID /)
 grub-set-default "gnulinux-advanced-$uuid>gnulinux-$generic-advanced-$uuid"
 systemctl disable lab-firstboot.service

@@ -29,7 +29,6 @@ from ansible.playbook.play_context import PlayContext
 from ansible_collections.fastreboot.kexec.plugins.action import kexec_reboot
 from ansible_collections.fastreboot.kexec.plugins.action.kexec_reboot import (
     ARGUMENT_SPEC,
-    LOAD_ARGUMENT_SPEC,
     ActionModule,
     OptionError,
     PreflightError,
@@ -39,7 +38,6 @@ from ansible_collections.fastreboot.kexec.plugins.action.kexec_reboot import (
     timeout_message,
 )
 from ansible_collections.fastreboot.kexec.plugins.doc_fragments.load_options import ModuleDocFragment
-from ansible_collections.fastreboot.kexec.plugins.module_utils import _loader
 from ansible_collections.fastreboot.kexec.plugins.plugin_utils._hoststate import HOST_STATE_COMMAND, SYSTEM_STATE_COMMAND
 from ansible_collections.fastreboot.kexec.plugins.plugin_utils._proof import Expectation
 
@@ -58,10 +56,6 @@ def options_from(args: dict[str, t.Any]) -> RebootOptions:
     validated = ArgumentSpecValidator(ARGUMENT_SPEC).validate(args)
     assert not validated.error_messages, validated.error_messages
     return RebootOptions.from_params(validated.validated_parameters, args)
-
-
-def test_load_options_match_kexec_load() -> None:
-    assert LOAD_ARGUMENT_SPEC == _loader.LOAD_ARGUMENT_SPEC
 
 
 def documented_options() -> dict[str, dict[str, t.Any]]:
