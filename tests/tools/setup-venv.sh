@@ -44,10 +44,11 @@ make_venv .venv-oldest tests/requirements/oldest.txt "$oldest"
 # host this machine cannot reach; it uses a cached copy when there is one. Provide that copy: it
 # installs the Python's own bundled pip (ensurepip), then lets pip install the pinned version.
 for venv in .venv .venv-oldest; do
-  for version in $(grep -ho "pip='[0-9.]*'" "$venv"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | sed "s/pip='\([0-9.]*\)'/\1/"); do
-    cache="$HOME/.ansible/test/cache/get_pip_${version//./_}.py"
-    cmp -s tests/tools/get_pip_offline.py "$cache" && continue
-    mkdir -p "$(dirname "$cache")"
-    cp tests/tools/get_pip_offline.py "$cache"
-  done
+  grep -ho "pip='[0-9.]*'" "$venv"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py |
+    sed "s/pip='\([0-9.]*\)'/\1/" | while read -r version; do
+      cache="$HOME/.ansible/test/cache/get_pip_${version//./_}.py"
+      cmp -s tests/tools/get_pip_offline.py "$cache" && continue
+      mkdir -p "$(dirname "$cache")"
+      cp tests/tools/get_pip_offline.py "$cache"
+    done
 done
