@@ -19,8 +19,9 @@ description:
     binary, C(kernel.kexec_load_disabled), a container, lockdown against the chosen syscall), an image that did not
     load, or a host without systemd under O(method=auto) fail the task without a reboot.
   - By default the reboot is a clean shutdown with C(systemctl kexec) (services stopped, file systems unmounted).
-    It starts detached on the host (a transient C(systemd-run) unit), so the task does not depend on the login that
-    sent it; a connection that drops at that moment is expected.
+    C(systemctl --no-block kexec) queues the job and returns at once, so a refusal fails the task at once and the
+    task does not depend on the login that sent it; a connection that drops at that moment is expected. With
+    O(pre_reboot_delay) (or O(method=immediate)) the reboot runs from a transient C(systemd-run) unit instead.
   - The wait is bounded by one deadline, O(reboot_timeout). Over SSH the task probes often and cheaply - a TCP
     connect to the SSH port that reads the C(SSH-2.0-) banner, about twice a second - and logs in only once sshd
     answers, reading C(/proc/sys/kernel/random/boot_id), C(uname -r) and C(/proc/cmdline) in one login. It notices
@@ -264,8 +265,7 @@ trigger:
   returned: when the preflight passed
   type: list
   elements: str
-  sample: [systemd-run, --no-block, --collect, --quiet, --unit=fastreboot-kexec-1a2b3c4d,
-           "--description=fastreboot.kexec reboot", systemctl, kexec]
+  sample: [systemctl, --no-block, kexec]
 probe:
   description: How the wait noticed the host - V(ssh_banner) (banner, then one login) or V(login) (logins only).
   returned: when the preflight passed

@@ -4,7 +4,8 @@
 
 """The command that starts the kexec reboot on the managed host.
 
-It returns at once: the reboot runs detached (a transient systemd unit, or a new session without
+It returns at once: systemd queues the kexec job (`systemctl --no-block kexec`), or the reboot runs
+detached (a transient systemd unit for a delay or the immediate method, a new session without
 systemd), so the login that sent it ends cleanly and a dropped connection means nothing. Every
 command is built from argv lists of fixed words and validated integers, each word quoted with
 shlex.quote; the only user text (the wall message) travels on stdin, never in the command.
@@ -73,6 +74,10 @@ def trigger_argv(method: str, host_has_systemd: bool, delay: int, token: str) ->
             raise TriggerError("method=systemd needs systemd on the host; use method=immediate")
         script = f"sleep {delay}; {IMMEDIATE_SCRIPT}" if delay else IMMEDIATE_SCRIPT
         return ["setsid", "/bin/sh", "-c", script]
+    if method == "systemd" and not delay:
+        # systemctl queues the kexec job and returns at once, and a refusal (no image loaded,
+        # an inhibitor) is its exit code now rather than a silent failure after the login ended.
+        return ["systemctl", "--no-block", "kexec"]
     argv = [
         "systemd-run", "--no-block", "--collect", "--quiet",
         f"--unit={unit_name(token)}", "--description=fastreboot.kexec reboot",

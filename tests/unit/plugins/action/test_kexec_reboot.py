@@ -196,6 +196,10 @@ class FakeClock:
         self.now += seconds
 
 
+def is_trigger(cmd: str) -> bool:
+    return any(word in cmd for word in ("systemd-run", "setsid", "systemctl --no-block kexec"))
+
+
 class SimulatedHost:
     """Answers the action's commands; the trigger starts a reboot that ends in `outcome`."""
 
@@ -234,7 +238,7 @@ class SimulatedHost:
         self.clock.now += 0.2
         if cmd == HOST_STATE_COMMAND:
             return {"rc": 0, "stdout": self.state_output(), "stderr": ""}
-        if "systemd-run" in cmd or "setsid" in cmd:
+        if is_trigger(cmd):
             self.triggered_at = self.clock.now
             delay = re.search(r"--on-active=(\d+)s", cmd)
             if self.outcome != "never":
@@ -250,7 +254,7 @@ class SimulatedHost:
         return {"rc": 127, "stdout": "", "stderr": f"sh: 1: {cmd.split()[0]}: not found"}
 
     def triggers(self) -> list[str]:
-        return [cmd for cmd, dummy, dummy2 in self.commands if "systemd-run" in cmd or "setsid" in cmd]
+        return [cmd for cmd, dummy, dummy2 in self.commands if is_trigger(cmd)]
 
 
 class FakeConnection:
@@ -311,7 +315,7 @@ def test_kexec_reboot_end_to_end() -> None:
     assert result["rebooted"] and result["changed"] and not result["fallback"]
     assert (result["boot_id_before"], result["boot_id_after"]) == (OLD, NEW)
     assert (result["kernel_before"], result["kernel_after"], result["cmdline"]) == (RELEASE_BEFORE, RELEASE_LOADED, CMDLINE_LOADED)
-    assert result["method"] == "systemd" and result["trigger"][-2:] == ["systemctl", "kexec"]
+    assert result["method"] == "systemd" and result["trigger"] == ["systemctl", "--no-block", "kexec"]
     # load options passed through unchanged
     assert run.module_calls == [(kexec_reboot.LOAD_MODULE, {
         "kernel": "latest", "initrd": "auto", "cmdline": None, "append": ["console=ttyS0,115200"], "remove": [],
@@ -397,7 +401,7 @@ def test_check_mode_triggers_nothing() -> None:
     result = run()
     assert not result.get("failed"), result["msg"]
     assert result["changed"] and not result["rebooted"]
-    assert result["method"] == "systemd" and result["trigger"][0] == "systemd-run"
+    assert result["method"] == "systemd" and result["trigger"] == ["systemctl", "--no-block", "kexec"]
     assert run.host.triggers() == [] and [cmd for cmd, dummy, dummy2 in run.host.commands] == [HOST_STATE_COMMAND]
     assert "would reboot into 6.1.0-26-amd64" in result["msg"]
 

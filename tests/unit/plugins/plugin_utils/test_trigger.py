@@ -27,6 +27,7 @@ MESSAGE = "Rebooting now; $(id) `id` 'quoted' \"double\" & | > <"
 STUBS = {
     # each stub appends one line "name arg1 arg2 ..." to $STUB_LOG; wall also logs its stdin
     "systemd-run": 'echo "systemd-run $*" >> "$STUB_LOG"',
+    "systemctl": 'echo "systemctl $*" >> "$STUB_LOG"',
     "wall": 'echo "wall $*" >> "$STUB_LOG"; echo "wall-stdin $(cat)" >> "$STUB_LOG"',
     "kexec": 'echo "kexec $*" >> "$STUB_LOG"',
     "sync": 'echo "sync" >> "$STUB_LOG"',
@@ -73,15 +74,31 @@ def test_resolve_method() -> None:
         resolve_method("reboot", True)
 
 
-def test_systemd_trigger_runs_a_detached_unit(stub_host: tuple[dict[str, str], Path]) -> None:
+def test_systemd_trigger_queues_the_kexec_job(stub_host: tuple[dict[str, str], Path]) -> None:
     env, log = stub_host
     command = trigger_command("systemd", True, 0, "0a1b2c3d", wall=True)
     completed = run_trigger(command, env, MESSAGE + "\n")
     assert completed.returncode == 0, completed.stderr
+    assert log.read_text().splitlines() == ["wall ", f"wall-stdin {MESSAGE}", "systemctl --no-block kexec"]
+
+
+def test_systemd_refusal_is_the_trigger_exit_code(stub_host: tuple[dict[str, str], Path]) -> None:
+    env, log = stub_host
+    (Path(env["PATH"].split(":")[0]) / "systemctl").write_text(
+        '#!/bin/sh\necho "No kexec kernel loaded and autodetection failed." >&2\nexit 1\n'
+    )
+    completed = run_trigger(trigger_command("systemd", True, 0, "0a1b2c3d", wall=False), env, None)
+    assert completed.returncode == 1
+    assert "No kexec kernel loaded" in completed.stderr
+
+
+def test_systemd_delay_runs_a_detached_timer_unit(stub_host: tuple[dict[str, str], Path]) -> None:
+    env, log = stub_host
+    completed = run_trigger(trigger_command("systemd", True, 30, "0a1b2c3d", wall=False), env, None)
+    assert completed.returncode == 0, completed.stderr
     assert log.read_text().splitlines() == [
-        "wall ",
-        f"wall-stdin {MESSAGE}",
-        "systemd-run --no-block --collect --quiet --unit=fastreboot-kexec-0a1b2c3d --description=fastreboot.kexec reboot systemctl kexec",
+        "systemd-run --no-block --collect --quiet --unit=fastreboot-kexec-0a1b2c3d --description=fastreboot.kexec reboot "
+        "--on-active=30s systemctl kexec"
     ]
 
 
