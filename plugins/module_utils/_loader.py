@@ -358,9 +358,9 @@ class KexecLoader:
             return LoadOutcome(result, plan.warnings, {"before": current_view, "after": current_view})
 
         why = {
-            "not loaded": "nothing was loaded",
+            "not loaded": "nothing was loaded before",
             "no record": "an image loaded outside this collection (no record) is replaced",
-            "record of an earlier boot": "the record is from an earlier boot",
+            "record of an earlier boot": "the record found was from an earlier boot",
             "request differs": f"the loaded image differs in {', '.join(differences)}",
         }[t.cast(str, reason)]
         if reason == "no record":
@@ -406,7 +406,7 @@ class KexecLoader:
         call = "kexec_file_load" if syscall == "file" else "kexec_load"
         result.update(
             changed=True, loaded=True, syscall=syscall, record=self.records.read(),
-            msg=f"loaded {plan.kernel} ({plan.kernel_release}) with {call}: {why}",
+            msg=f"loaded {plan.kernel} ({plan.kernel_release}) with {call} ({why})",
         )
         return LoadOutcome(result, plan.warnings, diff)
 

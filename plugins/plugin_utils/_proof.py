@@ -63,8 +63,9 @@ def prove_boot(expected: Expectation, booted: HostState) -> BootProof:
         message = f"booted {booted_text}; what was loaded is unknown, so only the new boot_id proves the reboot"
     elif mismatched:
         message = (
-            f"expected {expected.describe()}, booted {booted_text}: the kexec did not happen, "
-            "the host went through firmware; see its console"
+            f"expected {expected.describe()}, booted {booted_text}: the host did not come back in the loaded "
+            "image but through firmware (the kexec failed, or the new kernel crashed and the machine reset); "
+            "see its console"
         )
     else:
         message = f"booted the loaded image: {booted_text}"
