@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full suite behind `make test`: lint, sanity and units on the newest and the oldest
-# ansible-core, then every Molecule scenario on lab VMs. The lab images build in the background
-# while the static checks run. Prints one line per step and a closing count.
+# ansible-core, and every Molecule scenario on lab VMs. Prints one line per step and a closing
+# count; each step's log is in tests/output/suite/.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo" || exit 1
@@ -29,22 +29,36 @@ step() {  # step NAME TIMEOUT_SECONDS COMMAND...: run, time, count; output goes 
   fi
 }
 
-echo "=== images: building (or reusing) the lab images in the background; log $out/images.log"
-lab build bookworm trixie >"$out/images.log" 2>&1 &
-images_pid=$!
-
-step lint 900 make -s lint
-step sanity 1800 make -s sanity
-step units 900 make -s units
-
-if wait "$images_pid"; then
-  passed=$((passed + 1)); echo "=== images: ok"; cat "$out/images.log"
-else
-  failed=$((failed + 1)); failures+=("images (log $out/images.log)"); tail -n 40 "$out/images.log"
-fi
+# Two lanes share the two cores: the static checks, and the lab images followed by the smoke
+# scenario (one VM). The kexec scenarios (two VMs each) run after both lanes.
+lane_out=$out/lanes
+mkdir -p "$lane_out"
+(
+  step lint 900 make -s lint
+  step sanity 1800 make -s sanity
+  step units 900 make -s units
+  echo "$passed $failed" > "$lane_out/static.count"; printf '%s\n' "${failures[@]}" > "$lane_out/static.failures"
+) &
+static_pid=$!
+(
+  step images 1800 python3 tests/lab/lab.py build bookworm trixie
+  if [[ " $scenarios " == *" lab_smoke "* ]]; then
+    step molecule-lab_smoke 1800 tests/tools/molecule.sh test -s lab_smoke
+  fi
+  echo "$passed $failed" > "$lane_out/lab.count"; printf '%s\n' "${failures[@]}" > "$lane_out/lab.failures"
+) > "$out/lab-lane.log" 2>&1 &
+lab_pid=$!
+wait "$static_pid" "$lab_pid"
+cat "$out/lab-lane.log"
+for lane in static lab; do
+  read -r p f < "$lane_out/$lane.count" || { p=0; f=1; }
+  passed=$((passed + p)); failed=$((failed + f))
+  while IFS= read -r line; do [ -n "$line" ] && failures+=("$line"); done < "$lane_out/$lane.failures"
+done
 
 for s in $scenarios; do
-  step "molecule-$s" 1800 tests/tools/molecule.sh test -s "$s"
+  [ "$s" = lab_smoke ] && continue
+  step "molecule-$s" 2400 tests/tools/molecule.sh test -s "$s"
 done
 
 echo
