@@ -52,6 +52,9 @@ notes:
   - The command line is limited to 2047 bytes on x86_64 and arm64 (less when the bzImage header says so);
     longer lines, line breaks and NUL bytes are refused.
   - Under Secure Boot only kernels signed by a trusted key can be loaded (C(kexec_file_load)).
+  - While an image is loaded, systemd turns the next ordinary reboot (C(systemctl reboot), C(reboot),
+    C(shutdown -r)) into a kexec into that image; seen on Debian 12 (systemd 252) and 13 (systemd 257).
+    Unload with O(state=unloaded) if the image should not be used.
 seealso:
   - module: fastreboot.kexec.kexec_info
   - module: fastreboot.kexec.kexec_reboot
