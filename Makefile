@@ -37,6 +37,11 @@ lint: setup collection  ## yamllint, ansible-lint (production profile), antsibul
 	$(VENV)/bin/yamllint -s .
 	$(VENV)/bin/ansible-lint --profile production
 	$(VENV)/bin/antsibull-changelog lint
+	@# The built collection installs and its plugins resolve by FQCN.
+	rm -rf tests/output/galaxy
+	$(VENV)/bin/ansible-galaxy collection build --output-path tests/output/galaxy >/dev/null
+	$(VENV)/bin/ansible-galaxy collection install --force -p tests/output/galaxy/collections tests/output/galaxy/fastreboot-kexec-*.tar.gz >/dev/null
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/tests/output/galaxy/collections $(VENV)/bin/ansible-doc -l fastreboot.kexec | grep -c '^fastreboot.kexec.kexec_' | grep -qx 3
 
 sanity: setup  ## ansible-test sanity on the newest and the oldest ansible-core
 	tests/tools/ansible-test.sh $(VENV) sanity --venv --python 3.12
