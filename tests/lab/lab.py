@@ -455,7 +455,9 @@ def find_qemu(name: str | None = None) -> int | None:
 
 
 def lab_qemu_pids() -> list[int]:
+    """Lab QEMUs of this run folder only: another checkout's lab on the same machine is left alone."""
     pids = []
+    mine = str(run_dir()).encode()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -463,7 +465,8 @@ def lab_qemu_pids() -> list[int]:
             args = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if any(a.startswith(QEMU_NAME_PREFIX.encode()) for a in args) and b"-name" in args:
+        if (any(a.startswith(QEMU_NAME_PREFIX.encode()) for a in args) and b"-name" in args
+                and any(mine in a for a in args)):
             pids.append(int(proc.name))
     return pids
 
