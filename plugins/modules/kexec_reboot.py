@@ -113,7 +113,7 @@ options:
     default: true
   allow_fallback:
     description:
-      - When the new boot does not run the loaded release and command line, the host came back through firmware:
+      - When the new boot does not run the loaded release and command line, the host came back through firmware -
         the kexec did not happen (systemd falls back to a normal reboot when C(kexec -e) fails), or the new kernel
         crashed and the machine reset. By default the task fails and names both kernels.
       - V(true) accepts such a reboot with a warning and RV(fallback=true).
