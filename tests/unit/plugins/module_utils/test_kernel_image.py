@@ -70,7 +70,11 @@ def test_arm64_image_and_gzip_compressed_image():
     assert (image.image_format, image.arch) == ("arm64 Image.gz", "arm64")
 
 
-@pytest.mark.parametrize("data", [cpio("initrd.img"), b"#!/bin/sh\necho hi\n" * 40, b"\0" * 4096, gzip.compress(b"plain text" * 100, mtime=0)], ids=["cpio", "script", "zeros", "gzip"])
+@pytest.mark.parametrize(
+    "data",
+    [cpio("initrd.img"), b"#!/bin/sh\necho hi\n" * 40, b"\0" * 4096, gzip.compress(b"plain text" * 100, mtime=0)],
+    ids=["cpio", "script", "zeros", "gzip"],
+)
 def test_other_files_are_not_kernels(data):
     with pytest.raises(KernelImageError, match="not a|gzip data"):
         parse_kernel_image("/boot/initrd.img-6.1.0-26-amd64", data, len(data))
