@@ -5,8 +5,8 @@ SHELL := /bin/bash
 VENV := .venv
 VENV_OLDEST := .venv-oldest
 LAB := python3 tests/lab/lab.py
-SCENARIOS ?= lab_smoke
-SCENARIO ?= lab_smoke
+SCENARIOS ?= default
+SCENARIO ?= default
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/tests/output/collections
 export ANSIBLE_FORCE_COLOR := false
 export PY_COLORS := 0
@@ -33,10 +33,11 @@ demo: setup collection  ## the main job on a lab VM (bookworm by default: DIST=t
 test: setup collection  ## full suite: lint, sanity, units (both ansible-cores), Molecule scenarios
 	tests/tools/run-suite.sh
 
-lint: setup collection  ## yamllint, ansible-lint (production profile), antsibull changelog lint
+lint: setup collection  ## yamllint, ansible-lint (production profile), changelog and plugin docs lint
 	$(VENV)/bin/yamllint -s .
 	$(VENV)/bin/ansible-lint --profile production
 	$(VENV)/bin/antsibull-changelog lint
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/antsibull-docs lint-collection-docs --plugin-docs .
 	@# The built collection installs and its plugins resolve by FQCN.
 	rm -rf tests/output/galaxy
 	$(VENV)/bin/ansible-galaxy collection build --output-path tests/output/galaxy >/dev/null

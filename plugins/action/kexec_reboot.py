@@ -38,6 +38,7 @@ from ansible_collections.fastreboot.kexec.plugins.plugin_utils._trigger import (
     resolve_method,
     trigger_argv,
     trigger_command,
+    unmark_requested_command,
 )
 from ansible_collections.fastreboot.kexec.plugins.plugin_utils._wait import (
     BANNER_TIMEOUT,
@@ -407,6 +408,7 @@ class ActionModule(ActionBase):
             display.vvv(f"kexec_reboot: the trigger's connection ended ({error}); the host is going down")
         else:
             if answer.rc != 0:
+                self._forget_request(options)
                 raise PreflightError(
                     f"the reboot trigger failed on the host (rc={answer.rc}): {answer.stderr.strip() or answer.stdout.strip()}; "
                     "the host was not rebooted and the image stays loaded"
@@ -435,6 +437,7 @@ class ActionModule(ActionBase):
         except WaitTimeout as error:
             self._finish(result, started)
             raise RebootFailed(timeout_message(options, "before the host came back in a new boot", expected, error.last_seen)) from error
+        timings = result["timings"] = {"new_boot_seen": round(self._clock() - started, 2)}
         result.update(
             rebooted=True, downtime=round(self._clock() - shutdown_at, 2),
             boot_id_after=after.boot_id, kernel_after=after.release, cmdline=after.cmdline,
@@ -455,9 +458,11 @@ class ActionModule(ActionBase):
         login_timeout = self._login_timeout(options)
         try:
             wait_until(TestCommandProbe(self._test_login(options), login_timeout), deadline, self._clock, self._sleep)
+            timings["test_command_ok"] = round(self._clock() - started, 2)
             if options.wait_for_boot_finished and after.systemd:
                 boot_state = BootFinishedProbe(self._login_without_become(SYSTEM_STATE_COMMAND), login_timeout)
                 finished = wait_until(boot_state, deadline, self._clock, self._sleep)
+                timings["boot_finished"] = round(self._clock() - started, 2)
                 if finished.value == "degraded":
                     self._warn("the new boot finished as degraded: some units failed (systemctl --failed)")
         except WaitTimeout as error:
@@ -489,6 +494,13 @@ class ActionModule(ActionBase):
             return self._run_bounded(command, timeout, sudoable=False)
 
         return login
+
+    def _forget_request(self, options: RebootOptions) -> None:
+        """The trigger failed: remove the kexec-requested marker so that no later reboot uses it."""
+        try:
+            self._run_bounded(unmark_requested_command(), self._login_timeout(options), sudoable=True)
+        except ProbeFailed as error:
+            self._warn(f"could not remove the kexec-requested marker on the host: {error}")
 
     def _finish(self, result: dict[str, t.Any], started: float) -> None:
         result["elapsed"] = round(self._clock() - started, 2)

@@ -23,6 +23,9 @@ RECORD_DIR = "/run/fastreboot-kexec"
 RECORD_FILE = f"{RECORD_DIR}/loaded.json"
 # Several initrds (microcode + main) are concatenated here: kexec takes one --initrd.
 CONCATENATED_INITRD = f"{RECORD_DIR}/initrd.img"
+# Written by kexec_reboot just before `systemctl kexec`: the role's guard unit (kexec_every_reboot:
+# false) unloads the image at kexec.target unless this file says the kexec was asked for.
+KEXEC_REQUESTED_FILE = f"{RECORD_DIR}/kexec-requested"
 RECORD_VERSION = 1
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 KEXEC_LOADED = "/sys/kernel/kexec_loaded"

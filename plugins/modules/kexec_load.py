@@ -22,7 +22,7 @@ description:
 author:
   - fastreboot.kexec contributors (@fastreboot)
 requirements:
-  - kexec-tools (the C(kexec) program) on the managed host; the M(fastreboot.kexec.kexec) role installs it.
+  - kexec-tools (the C(kexec) program) on the managed host; the role C(fastreboot.kexec.kexec) installs it.
   - root privileges (C(CAP_SYS_BOOT)), not in a container.
 extends_documentation_fragment:
   - fastreboot.kexec.load_options
@@ -54,7 +54,9 @@ notes:
   - Under Secure Boot only kernels signed by a trusted key can be loaded (C(kexec_file_load)).
   - While an image is loaded, systemd turns the next ordinary reboot (C(systemctl reboot), C(reboot),
     C(shutdown -r)) into a kexec into that image; seen on Debian 12 (systemd 252) and 13 (systemd 257).
-    Unload with O(state=unloaded) if the image should not be used.
+    The role C(fastreboot.kexec.kexec) (C(kexec_every_reboot=false)) installs a guard unit that unloads such an
+    image at shutdown, so that the reboot stays cold; M(fastreboot.kexec.kexec_reboot) marks its own kexec as
+    requested. Without the role, unload with O(state=unloaded) if the image should not be used.
 seealso:
   - module: fastreboot.kexec.kexec_info
   - module: fastreboot.kexec.kexec_reboot

@@ -153,6 +153,9 @@ attributes:
   platform:
     platforms: linux
 notes:
+  - With O(method=systemd) the task writes C(/run/fastreboot-kexec/kexec-requested) (mode 0600) just before
+    C(systemctl kexec); the guard unit of the role C(fastreboot.kexec.kexec) lets a kexec through only when that
+    file exists, so that ordinary reboots stay cold while an image is loaded.
   - Works with C(become), forks and C(serial), and ad hoc - C(ansible all -b -m fastreboot.kexec.kexec_reboot -a kernel=latest).
   - The probes that read boot_id log in as the connection user without become. While a host boots, C(/run/nologin)
     refuses users other than root until C(systemd-user-sessions.service) has started; those logins count as not back yet.
@@ -230,6 +233,26 @@ downtime:
   returned: always
   type: float
   sample: 17.8
+timings:
+  description:
+    - Seconds from the trigger (the same origin as RV(elapsed)) to each step of the wait, to tell how long the
+      host took to come back from how long it took to finish booting.
+  returned: when the host came back
+  type: dict
+  contains:
+    new_boot_seen:
+      description: The first login that read a new boot_id.
+      type: float
+      returned: when the host came back
+    test_command_ok:
+      description: O(test_command) succeeded.
+      type: float
+      returned: when the host came back and the test command succeeded
+    boot_finished:
+      description: C(systemctl is-system-running) said running or degraded (O(wait_for_boot_finished)).
+      type: float
+      returned: when the wait for the finished boot ran and succeeded
+  sample: {"new_boot_seen": 21.3, "test_command_ok": 22.9, "boot_finished": 24.1}
 kernel_before:
   description: The kernel release that ran before the reboot (C(uname -r)).
   returned: when the host's state could be read

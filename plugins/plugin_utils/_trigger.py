@@ -9,13 +9,20 @@ detached (a transient systemd unit for a delay or the immediate method, a new se
 systemd), so the login that sent it ends cleanly and a dropped connection means nothing. Every
 command is built from argv lists of fixed words and validated integers, each word quoted with
 shlex.quote; the only user text (the wall message) travels on stdin, never in the command.
+
+Before a kexec through systemd the command writes KEXEC_REQUESTED_FILE (mode 0600 in a 0700
+folder): the role's guard unit lets a kexec.target transaction jump only when that file exists, so
+that an ordinary reboot with an image loaded stays cold.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 import typing as t
+
+from ansible_collections.fastreboot.kexec.plugins.module_utils._record import KEXEC_REQUESTED_FILE
 
 METHODS = ("auto", "systemd", "immediate")
 UNIT_PREFIX = "fastreboot-kexec-"
@@ -91,7 +98,9 @@ def trigger_argv(method: str, host_has_systemd: bool, delay: int, token: str) ->
     return argv
 
 
-def trigger_command(method: str, host_has_systemd: bool, delay: int, token: str, wall: bool) -> str:
+def trigger_command(
+    method: str, host_has_systemd: bool, delay: int, token: str, wall: bool, requested_file: str = KEXEC_REQUESTED_FILE
+) -> str:
     """The shell command sent to the host: optional wall (message on stdin), then the detached reboot."""
     argv = trigger_argv(method, host_has_systemd, delay, token)
     parts = []
@@ -99,6 +108,8 @@ def trigger_command(method: str, host_has_systemd: bool, delay: int, token: str,
         # A failed broadcast must not stop the reboot.
         parts.append(_words(["timeout", str(WALL_TIMEOUT_SECONDS), "wall"]) + " 2>/dev/null || :")
     if host_has_systemd:
+        if method == "systemd":
+            parts.append(mark_requested_command(requested_file))
         parts.append("exec " + _words(argv))
     else:
         parts.append(
@@ -107,3 +118,14 @@ def trigger_command(method: str, host_has_systemd: bool, delay: int, token: str,
         # A new session, all descriptors closed: the login may end, the sleep and kexec go on.
         parts.append(_words(argv) + " </dev/null >/dev/null 2>&1 &")
     return "; ".join(parts)
+
+
+def mark_requested_command(requested_file: str = KEXEC_REQUESTED_FILE) -> str:
+    """Shell words that write the kexec-requested marker (0600, folder 0700); fixed text."""
+    folder = posixpath.dirname(requested_file)
+    return f"{{ umask 077 && {_words(['mkdir', '-p', folder])} && date +%s > {shlex.quote(requested_file)}; }} || exit 1"
+
+
+def unmark_requested_command(requested_file: str = KEXEC_REQUESTED_FILE) -> str:
+    """Shell words that remove the marker again (the trigger failed: no kexec was started)."""
+    return _words(["rm", "-f", requested_file])

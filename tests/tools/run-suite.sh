@@ -10,7 +10,9 @@ mkdir -p "$out"
 lab() { python3 tests/lab/lab.py "$@"; }
 trap 'lab down --all >/dev/null 2>&1 || true' EXIT
 
-scenarios=${SCENARIOS:-$(for f in extensions/molecule/*/molecule.yml; do basename "$(dirname "$f")"; done | tr '\n' ' ')}
+# The suite's scenario is `default` (the whole collection on two VMs); lab_smoke (the lab alone)
+# runs on request: SCENARIOS="lab_smoke default".
+scenarios=${SCENARIOS:-default}
 passed=0 failed=0 failures=()
 started=$(date +%s)
 
@@ -29,8 +31,8 @@ step() {  # step NAME TIMEOUT_SECONDS COMMAND...: run, time, count; output goes 
   fi
 }
 
-# Two lanes share the two cores: the static checks, and the lab images followed by the smoke
-# scenario (one VM). The kexec scenarios (two VMs each) run after both lanes.
+# Two lanes share the two cores: the static checks, and the lab images (followed by the smoke
+# scenario when asked for). The VM scenarios (two VMs each) run after both lanes.
 lane_out=$out/lanes
 mkdir -p "$lane_out"
 (
@@ -58,7 +60,7 @@ done
 
 for s in $scenarios; do
   [ "$s" = lab_smoke ] && continue
-  step "molecule-$s" 2400 tests/tools/molecule.sh test -s "$s"
+  step "molecule-$s" 3600 tests/tools/molecule.sh test -s "$s"
 done
 
 echo

@@ -20,6 +20,7 @@ from ansible_collections.fastreboot.kexec.plugins.plugin_utils._trigger import (
     resolve_method,
     trigger_argv,
     trigger_command,
+    unmark_requested_command,
     unit_name,
 )
 
@@ -74,12 +75,30 @@ def test_resolve_method() -> None:
         resolve_method("reboot", True)
 
 
-def test_systemd_trigger_queues_the_kexec_job(stub_host: tuple[dict[str, str], Path]) -> None:
+def test_systemd_trigger_queues_the_kexec_job(stub_host: tuple[dict[str, str], Path], tmp_path: Path) -> None:
     env, log = stub_host
-    command = trigger_command("systemd", True, 0, "0a1b2c3d", wall=True)
+    requested = tmp_path / "run" / "fastreboot-kexec" / "kexec-requested"
+    command = trigger_command("systemd", True, 0, "0a1b2c3d", wall=True, requested_file=str(requested))
     completed = run_trigger(command, env, MESSAGE + "\n")
     assert completed.returncode == 0, completed.stderr
     assert log.read_text().splitlines() == ["wall ", f"wall-stdin {MESSAGE}", "systemctl --no-block kexec"]
+    # The marker that lets the role's guard unit pass this kexec: private, with a timestamp.
+    assert stat.S_IMODE(requested.stat().st_mode) == 0o600
+    assert stat.S_IMODE(requested.parent.stat().st_mode) == 0o700
+    assert requested.read_text().strip().isdigit()
+    completed = run_trigger(unmark_requested_command(str(requested)), env, None)
+    assert completed.returncode == 0 and not requested.exists()
+
+
+def test_no_marker_when_it_cannot_be_written(stub_host: tuple[dict[str, str], Path], tmp_path: Path) -> None:
+    env, log = stub_host
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    command = trigger_command("systemd", True, 0, "0a1b2c3d", wall=False, requested_file=str(blocker / "kexec-requested"))
+    completed = run_trigger(command, env, None)
+    # Without the marker the guard would turn the kexec into a cold reboot: do not start it.
+    assert completed.returncode == 1
+    assert not log.exists()
 
 
 def test_systemd_refusal_is_the_trigger_exit_code(stub_host: tuple[dict[str, str], Path]) -> None:
@@ -87,14 +106,14 @@ def test_systemd_refusal_is_the_trigger_exit_code(stub_host: tuple[dict[str, str
     (Path(env["PATH"].split(":")[0]) / "systemctl").write_text(
         '#!/bin/sh\necho "No kexec kernel loaded and autodetection failed." >&2\nexit 1\n'
     )
-    completed = run_trigger(trigger_command("systemd", True, 0, "0a1b2c3d", wall=False), env, None)
+    completed = run_trigger(trigger_command("systemd", True, 0, "0a1b2c3d", wall=False, requested_file=str(log) + ".mark"), env, None)
     assert completed.returncode == 1
     assert "No kexec kernel loaded" in completed.stderr
 
 
 def test_systemd_delay_runs_a_detached_timer_unit(stub_host: tuple[dict[str, str], Path]) -> None:
     env, log = stub_host
-    completed = run_trigger(trigger_command("systemd", True, 30, "0a1b2c3d", wall=False), env, None)
+    completed = run_trigger(trigger_command("systemd", True, 30, "0a1b2c3d", wall=False, requested_file=str(log) + ".mark"), env, None)
     assert completed.returncode == 0, completed.stderr
     assert log.read_text().splitlines() == [
         "systemd-run --no-block --collect --quiet --unit=fastreboot-kexec-0a1b2c3d --description=fastreboot.kexec reboot "

@@ -1,12 +1,14 @@
 # Copyright (c) 2026, fastreboot.kexec contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""After side_effect: the other kernel is loaded, recorded under /run with mode 0600, and the role's
-default policy holds (ordinary reboots stay cold)."""
+"""After side_effect: data survived the kexec reboots, the role's default policy is back in place
+(guard unit included), the other kernel is staged again and recorded under /run with mode 0600,
+and the system is healthy after all the reboots."""
 from __future__ import annotations
 
 import json
 import os
+import re
 
 import testinfra.utils.ansible_runner
 
@@ -15,6 +17,14 @@ testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
 ).get_hosts("all")
 
 RECORD = "/run/fastreboot-kexec/loaded.json"
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+GUARD = "fastreboot-kexec-guard.service"
+
+
+def test_file_written_before_the_kexec_is_intact(host):
+    written = host.file("/var/lib/fastreboot-test/written-before").content_string.strip()
+    assert UUID.match(written), written
+    assert written != host.file("/proc/sys/kernel/random/boot_id").content_string.strip()
 
 
 def test_an_image_is_loaded(host):
@@ -44,11 +54,6 @@ def test_record_describes_the_loaded_image(host):
     assert record["syscall"] in ("file", "legacy")
 
 
-def test_loading_is_disabled_now(host):
-    # side_effect's last step: the one-way switch, which refused a load and kept the image.
-    assert host.file("/proc/sys/kernel/kexec_load_disabled").content_string.strip() == "1"
-
-
 def test_role_installed_kexec_tools_without_a_prompt(host):
     assert host.package("kexec-tools").is_installed
     assert host.exists("kexec")
@@ -62,7 +67,21 @@ def test_default_policy_keeps_reboots_cold(host):
     if release == "bookworm":
         assert "LOAD_KEXEC=false" in host.file("/etc/default/kexec").content_string
         assert host.run("systemctl is-enabled kexec.service").stdout.strip() == "masked"
-    else:
-        assert "SYSTEMCTL_SKIP_AUTO_KEXEC=1" in host.file("/etc/environment").content_string
-        assert "SYSTEMCTL_SKIP_AUTO_KEXEC=1" in host.run("systemctl show-environment").stdout
-        assert not host.file("/etc/systemd/system/reboot.target").exists
+    assert "SYSTEMCTL_SKIP_AUTO_KEXEC=1" in host.file("/etc/environment").content_string
+    assert "SYSTEMCTL_SKIP_AUTO_KEXEC=1" in host.run("systemctl show-environment").stdout
+    assert not host.file("/etc/systemd/system/reboot.target").exists
+    assert not host.file("/etc/systemd/system/fastreboot-kexec-load.service").exists
+    # The guard sits in kexec.target and passes only a kexec that kexec_reboot marked as requested.
+    assert host.run(f"systemctl is-enabled {GUARD}").stdout.strip() == "enabled"
+    assert GUARD in host.run("systemctl show -p Wants --value kexec.target").stdout.split()
+    unit = host.file(f"/etc/systemd/system/{GUARD}")
+    assert unit.mode == 0o644 and unit.user == "root"
+    assert "ConditionPathExists=!/run/fastreboot-kexec/kexec-requested" in unit.content_string
+    # The marker of the last kexec_reboot is gone with the boot that wrote it.
+    assert not host.file("/run/fastreboot-kexec/kexec-requested").exists
+
+
+def test_system_is_healthy_after_all_reboots(host):
+    assert host.run("systemctl is-system-running --wait").stdout.strip() in ("running", "degraded")
+    assert host.service("ssh").is_running
+    assert not host.run("systemctl is-failed fastreboot-kexec-guard.service").stdout.strip() == "failed"
