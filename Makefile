@@ -11,7 +11,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/tests/output/collections
 export ANSIBLE_FORCE_COLOR := false
 export PY_COLORS := 0
 
-.PHONY: help setup venv images demo test lint sanity units molecule molecule-one benchmark clean lab-down collection
+.PHONY: help setup venv images demo test lint sanity units molecule molecule-one benchmark drill clean lab-down collection
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ molecule-one: setup collection images  ## one scenario: make molecule-one SCENAR
 
 benchmark: setup collection images  ## kexec_reboot vs ansible.builtin.reboot on one VM; writes docs/benchmark.md + PNG
 	$(VENV)/bin/python benchmarks/reboot_benchmark.py $${BENCH_ARGS:-}
+
+drill: setup collection images  ## fleet drill on three VMs: rolling kexec update, a fault that stops the rollout (~25 min)
+	$(VENV)/bin/python tests/drills/fleet_drill.py
 
 lab-down:  ## stop every lab VM
 	$(LAB) down --all

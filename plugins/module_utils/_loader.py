@@ -200,6 +200,12 @@ class KexecLoader:
             raise
         except (CmdlineError, KernelImageError, KernelSelectionError, RecordError) as error:
             raise LoadError(str(error), dict(base)) from error
+        except OSError as error:
+            # A path the host cannot read as asked (a symlink loop, an I/O error): name it, load nothing.
+            raise LoadError(
+                f"cannot read the files of this request ({error}); fix the path or the file, nothing was loaded or unloaded",
+                dict(base),
+            ) from error
 
     # Validation ----------------------------------------------------------------------------------
 

@@ -213,7 +213,12 @@ from ansible_collections.fastreboot.kexec.plugins.module_utils._support import g
 
 def main() -> None:
     module = AnsibleModule(argument_spec={}, supports_check_mode=True)
-    module.exit_json(changed=False, **gather_info(HostFiles(), ModuleRunner(module)))
+    try:
+        info = gather_info(HostFiles(), ModuleRunner(module))
+    except OSError as error:
+        # A file the facts come from cannot be read as asked (a symlink loop, an I/O error).
+        module.fail_json(msg=f"cannot read the host's kernel and boot files ({error}); fix that path and run again")
+    module.exit_json(changed=False, **info)
 
 
 if __name__ == "__main__":

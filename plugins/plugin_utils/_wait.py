@@ -213,38 +213,43 @@ class NewBootProbe:
         return Attempt(True, "a new boot", state)
 
 
-class TestCommandProbe:
-    """Attempt: the user's test_command succeeds (rc 0)."""
-
-    __test__ = False  # not a pytest test class despite the name
+class _LoginProbe:
+    """An attempt that is one login running a fixed command, bounded by its own timeout."""
 
     def __init__(self, login: Login, timeout: float) -> None:
         self.login = login
         self.timeout = timeout
 
-    def __call__(self, budget: float) -> Attempt:
+    def _ask(self, budget: float, what: str) -> CommandResult | Attempt:
+        """The command's answer, or a failed Attempt saying that `what` could not be read."""
         try:
-            answer = self.login(min(self.timeout, budget))
+            return self.login(min(self.timeout, budget))
         except ProbeFailed as error:
-            return Attempt(False, f"a new boot, but test_command could not run ({error})")
+            return Attempt(False, f"a new boot, but {what} ({error})")
+
+
+class TestCommandProbe(_LoginProbe):
+    """Attempt: the user's test_command succeeds (rc 0)."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    def __call__(self, budget: float) -> Attempt:
+        answer = self._ask(budget, "test_command could not run")
+        if isinstance(answer, Attempt):
+            return answer
         if answer.rc == 0:
             return Attempt(True, "test_command succeeded", answer)
         output = _last_line(answer.stderr) or _last_line(answer.stdout)
         return Attempt(False, f"a new boot, but test_command keeps failing (rc={answer.rc}: {output})")
 
 
-class BootFinishedProbe:
+class BootFinishedProbe(_LoginProbe):
     """Attempt: `systemctl is-system-running` says running or degraded."""
 
-    def __init__(self, login: Login, timeout: float) -> None:
-        self.login = login
-        self.timeout = timeout
-
     def __call__(self, budget: float) -> Attempt:
-        try:
-            answer = self.login(min(self.timeout, budget))
-        except ProbeFailed as error:
-            return Attempt(False, f"a new boot, but the boot state could not be read ({error})")
+        answer = self._ask(budget, "the boot state could not be read")
+        if isinstance(answer, Attempt):
+            return answer
         state = parse_system_state(answer.stdout)
         if state in BOOT_FINISHED_STATES:
             return Attempt(True, state, state)

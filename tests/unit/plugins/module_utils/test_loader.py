@@ -292,6 +292,15 @@ def test_symlinked_initrd_is_checked_at_its_target(tree):
     assert outcome.result["initrd"] == NEW_INITRD
 
 
+def test_symlink_loop_is_a_clear_error_and_nothing_is_loaded(tree):
+    tree.symlink("/boot/loop-a", "loop-b")
+    tree.symlink("/boot/loop-b", "loop-a")
+    error, runner = failing_load(tree, kernel="/boot/loop-a")
+    assert "too many levels of symbolic links in /boot/loop-a" in error.msg
+    assert "nothing was loaded" in error.msg
+    assert runner.kexec_calls() == []
+
+
 @pytest.mark.parametrize(
     "setup, message",
     [
