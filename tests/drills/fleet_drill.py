@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO / "tests" / "lab"))
 import lab  # noqa: E402  (the lab lives in tests/, not in a package)
 
 HOSTS = (("fleet-1", "bookworm"), ("fleet-2", "trixie"), ("fleet-3", "bookworm"))
+NAMES = tuple(name for name, dist in HOSTS)
 SLOW_SSHD_HOST, SSHD_DELAY = "fleet-2", 25
 FAULT_HOST, FAULT_TIMEOUT = "fleet-2", 150
 OUT = REPO / "tests" / "output" / "drill"
@@ -67,7 +68,7 @@ def start_fleet() -> None:
 def write_config() -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     lines = ["all:", "  children:", "    fleet:", "      hosts:"]
-    for name, _dist in HOSTS:
+    for name in NAMES:
         vm = lab.load_vm(name)
         lines += [
             f"        {name}:",
@@ -131,32 +132,32 @@ def fatal_result(log: str, host: str) -> dict:
 
 
 def rollout(drill: Drill, config: Path) -> None:
-    before = {name: host_state(name) for name, _ in HOSTS}
+    before = {name: host_state(name) for name in NAMES}
     rc, log, took = playbook(config, "rollout", EXAMPLE, {"rolling_kernel_package": "linux-image-cloud-amd64"})
-    after = {name: host_state(name) for name, _ in HOSTS}
+    after = {name: host_state(name) for name in NAMES}
     drill.check("rollout playbook succeeded", rc == 0, f"exit {rc} after {took:.0f}s")
-    for name, _dist in HOSTS:
+    for name in NAMES:
         drill.check(f"{name} runs the newly installed cloud kernel in a new boot",
                     after[name]["boot_id"] not in (None, before[name]["boot_id"]) and "cloud" in (after[name]["release"] or ""),
                     f"{before[name]['release']} -> {after[name]['release']}")
-    btimes = [after[name]["btime"] or 0 for name, _ in HOSTS]
+    btimes = [after[name]["btime"] or 0 for name in NAMES]
     drill.check("the hosts booted one after the other, in inventory order",
                 all(earlier < later for earlier, later in zip(btimes, btimes[1:])), f"boot times {btimes}")
     runs = [line.split("[", 1)[1].split("]", 1)[0] for line in log.splitlines() if line.startswith("changed: [") and "=> " not in line]
-    drill.notes.append(f"rollout took {took:.0f}s; boot times (epoch s) {dict(zip([n for n, _ in HOSTS], btimes))}; "
+    drill.notes.append(f"rollout took {took:.0f}s; boot times (epoch s) {dict(zip(list(NAMES), btimes))}; "
                        f"'changed' lines in log order: {', '.join(runs)}")
     drill.check(f"{SLOW_SSHD_HOST} (sshd {SSHD_DELAY}s late) came back without a hang", after[SLOW_SSHD_HOST]["boot_id"] != before[SLOW_SSHD_HOST]["boot_id"])
 
 
 def fault(drill: Drill, config: Path) -> None:
-    before = {name: host_state(name) for name, _ in HOSTS}
+    before = {name: host_state(name) for name in NAMES}
     rc, log, took = playbook(config, "fault", HERE / "fault_rollout.yml",
                              {"drill_fault_host": FAULT_HOST, "drill_fault_timeout": FAULT_TIMEOUT})
     drill.check("fault rollout failed", rc != 0, f"exit {rc} after {took:.0f}s")
-    first, faulty, last = (name for name, _ in HOSTS)
+    first, faulty, last = NAMES
     lab.monitor(faulty, "system_reset")  # the reset button of the hung host
     lab.wait_for_ssh(lab.load_vm(faulty), 600)
-    after = {name: host_state(name) for name, _ in HOSTS}
+    after = {name: host_state(name) for name in NAMES}
     drill.check(f"{first} (before the fault) rebooted", after[first]["boot_id"] not in (None, before[first]["boot_id"]))
     failure = fatal_result(log, faulty)
     message = failure.get("msg", "")
@@ -194,7 +195,7 @@ def main() -> int:
     except lab.LabError as error:
         drill.check("lab", False, str(error))
     finally:
-        for name, _dist in HOSTS:
+        for name in NAMES:
             try:
                 lab.down(name)
             except lab.LabError:
@@ -203,7 +204,7 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "report.md").write_text(text)
     print(text)
-    return 0 if drill.checks and all(ok for _, ok, _ in drill.checks) else 1
+    return 0 if drill.checks and all(check[1] for check in drill.checks) else 1
 
 
 if __name__ == "__main__":
