@@ -84,6 +84,7 @@ echo 1 > {shlex.quote(str(self.loaded_flag))}
             "FASTREBOOT_KEXEC_PATH": f"{self.bin}:/usr/bin:/bin",
             "FASTREBOOT_KEXEC_LOADED_FLAG": str(self.loaded_flag),
             "FASTREBOOT_KEXEC_NO_KEXEC_FILE": str(self.no_kexec_file),
+            "FASTREBOOT_KEXEC_GRUB_DIR": str(self.root / "grub"),
         }
         return subprocess.run(["/bin/sh", str(HELPER), *args], env=env, capture_output=True, text=True, timeout=30, check=False)
 
@@ -272,3 +273,98 @@ def test_helper_is_executable_posix_sh() -> None:
     assert HELPER.read_text(encoding="utf-8").startswith("#!/bin/sh\n")
     syntax = subprocess.run(["/bin/sh", "-n", str(HELPER)], capture_output=True, text=True, check=False)
     assert syntax.returncode == 0, syntax.stderr
+
+
+# What grub-mkconfig writes on Debian (trimmed): a function with braces, the default selection, a
+# top-level entry and the "Advanced options" submenu with one entry per kernel.
+GRUB_CFG = """function load_video {
+  if [ x$feature_all_video_module = xy ]; then
+    insmod all_video
+  fi
+}
+if [ "${next_entry}" ] ; then
+   set default="${next_entry}"
+   set next_entry=
+else
+   set default="%(default)s"
+fi
+menuentry 'Debian GNU/Linux' --class debian --class gnu-linux $menuentry_id_option 'gnulinux-simple-f00d' {
+	load_video
+	echo	'Loading Linux 6.12.57+deb13-cloud-amd64 ...'
+	linux	%(cloud)s root=UUID=f00d ro  console=ttyS0,115200n8
+	initrd	%(cloud_initrd)s
+}
+submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-advanced-f00d' {
+	menuentry 'Debian GNU/Linux, with Linux 6.12.57+deb13-cloud-amd64' --class debian $menuentry_id_option 'gnulinux-6.12.57+deb13-cloud-amd64-advanced-f00d' {
+		linux	%(cloud)s root=UUID=f00d ro  console=ttyS0,115200n8
+		initrd	%(cloud_initrd)s
+	}
+	menuentry 'Debian GNU/Linux, with Linux 6.12.57+deb13-amd64' --class debian $menuentry_id_option 'gnulinux-6.12.57+deb13-amd64-advanced-f00d' {
+		linux	%(generic)s root=UUID=f00d ro  console=ttyS0,115200n8 quiet
+		initrd	/microcode.cpio %(generic_initrd)s
+	}
+}
+"""
+
+
+def grub(host: Host, default: str, grubenv: str) -> tuple[str, str, str, str]:
+    paths = {
+        "cloud": host.file("/boot/vmlinuz-6.12.57+deb13-cloud-amd64"),
+        "cloud_initrd": host.file("/boot/initrd.img-6.12.57+deb13-cloud-amd64"),
+        "generic": host.file("/boot/vmlinuz-6.12.57+deb13-amd64"),
+        "generic_initrd": host.file("/boot/initrd.img-6.12.57+deb13-amd64"),
+    }
+    (host.root / "grub").mkdir()
+    (host.root / "grub" / "grub.cfg").write_text(GRUB_CFG % dict(paths, default=default), encoding="utf-8")
+    (host.root / "grub" / "grubenv").write_text("# GRUB Environment Block\n" + grubenv, encoding="utf-8")
+    return paths["cloud"], paths["cloud_initrd"], paths["generic"], paths["generic_initrd"]
+
+
+@pytest.mark.parametrize(
+    "saved_entry",
+    [
+        "gnulinux-advanced-f00d>gnulinux-6.12.57+deb13-amd64-advanced-f00d",  # grub-set-default with ids
+        "1>1",  # positions
+        "Advanced options for Debian GNU/Linux>Debian GNU/Linux, with Linux 6.12.57+deb13-amd64",  # titles
+    ],
+)
+def test_grub_saved_entry_in_the_submenu_is_loaded_with_its_own_arguments(host: Host, saved_entry: str) -> None:
+    cloud, _cloud_initrd, generic, generic_initrd = grub(host, "${saved_entry}", f"saved_entry={saved_entry}\n")
+
+    result = host.run("grub", cloud, _cloud_initrd)
+
+    assert result.returncode == 0, result.stderr
+    # The last initrd of the line is the system's (a microcode archive comes first); GRUB adds BOOT_IMAGE itself.
+    assert host.kexec_calls() == [
+        f"-l {generic} --initrd={generic_initrd} --command-line=root=UUID=f00d ro console=ttyS0,115200n8 quiet"
+    ]
+
+
+def test_grub_numeric_default_is_the_first_entry(host: Host) -> None:
+    cloud, cloud_initrd, generic, _generic_initrd = grub(host, "0", "")
+
+    result = host.run("grub", generic, _generic_initrd)
+
+    assert result.returncode == 0, result.stderr
+    assert host.kexec_calls() == [f"-l {cloud} --initrd={cloud_initrd} --command-line=root=UUID=f00d ro console=ttyS0,115200n8"]
+
+
+def test_grub_next_entry_wins_over_the_saved_one(host: Host) -> None:
+    cloud, cloud_initrd, _generic, _generic_initrd = grub(
+        host, "${saved_entry}", "saved_entry=1>1\nnext_entry=gnulinux-advanced-f00d>gnulinux-6.12.57+deb13-cloud-amd64-advanced-f00d\n"
+    )
+
+    result = host.run("grub")
+
+    assert result.returncode == 0, result.stderr
+    assert host.kexec_calls() == [f"-l {cloud} --initrd={cloud_initrd} --command-line=root=UUID=f00d ro console=ttyS0,115200n8"]
+
+
+def test_grub_entry_that_does_not_exist_falls_back_to_the_paths(host: Host) -> None:
+    _cloud, _cloud_initrd, generic, generic_initrd = grub(host, "${saved_entry}", "saved_entry=gnulinux-removed-kernel\n")
+
+    result = host.run("grub", generic, generic_initrd)
+
+    assert result.returncode == 0, result.stderr
+    assert "no GRUB entry gnulinux-removed-kernel" in result.stderr
+    assert host.kexec_calls() == [f"-l {generic} --initrd={generic_initrd} --reuse-cmdline"]

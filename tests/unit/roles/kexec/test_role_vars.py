@@ -73,22 +73,22 @@ EXPECTED = {
     "debian12": Expected(
         "apt",
         {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initrd.img-{suffix}", "boot_entry_method": "grub-grubenv", "family": "debian"},
-        "debian-initscripts", True, "kexec-load-kernel", DEBIAN_SYMLINKS,
+        "systemd", True, "grub", DEBIAN_SYMLINKS,
     ),
     "debian13": Expected(
         "apt",
         {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initrd.img-{suffix}", "boot_entry_method": "grub-grubenv", "family": "debian"},
-        "systemd", False, "kexec-load-kernel", DEBIAN_SYMLINKS,
+        "systemd", False, "grub", DEBIAN_SYMLINKS,
     ),
     "ubuntu2204": Expected(
         "apt",
         {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initrd.img-{suffix}", "boot_entry_method": "grub-grubenv", "family": "debian"},
-        "debian-initscripts", True, "kexec-load-kernel", DEBIAN_SYMLINKS,
+        "systemd", True, "grub", DEBIAN_SYMLINKS,
     ),
     "ubuntu2404": Expected(
         "apt",
         {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initrd.img-{suffix}", "boot_entry_method": "grub-grubenv", "family": "debian"},
-        "systemd", False, "kexec-load-kernel", DEBIAN_SYMLINKS,
+        "systemd", False, "grub", DEBIAN_SYMLINKS,
     ),
     "rhel9": Expected(
         "package",
@@ -223,7 +223,7 @@ def test_debian_without_systemd_gets_no_systemd_policy(collections_path: Path, t
 
 
 def test_bookworm_keeps_its_init_scripts_without_systemd(collections_path: Path, tmp_path: Path) -> None:
-    # The Debian 12 scripts work under sysvinit too: only the systemd mechanism needs systemd.
+    # Without systemd the Debian 12 init scripts are the mechanism (under systemd they stay off).
     facts = dict(FACTS["debian12"], service_mgr="sysvinit")
 
     run = resolve(collections_path, tmp_path, facts, kexec_every_reboot=True)
