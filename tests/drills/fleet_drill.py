@@ -10,6 +10,8 @@
 2. Fault: a serial rollout of kexec_reboot where the second host gets a command line that cannot
    boot. Checks: the first host rebooted, the second failed at its deadline with a message naming
    the deadline, the expected kernel and the console, the third host kept its boot.
+3. Ad hoc: `ansible fleet -m fastreboot.kexec.kexec_info` (readable facts for every host) and
+   `ansible fleet-1 -b -m fastreboot.kexec.kexec_reboot -a kernel=latest`.
 Connections use pipelining and ControlPersist (tests/output/drill/ansible.cfg), forks 5.
 Writes tests/output/drill/report.md and the playbook logs; exits 1 when a check failed.
 """
@@ -172,6 +174,29 @@ def fault(drill: Drill, config: Path) -> None:
     drill.check(f"{last} never ran the reboot task", f"[{last}]" not in log.split("TASK [Kexec reboot", 1)[-1])
 
 
+def ad_hoc(config: Path, name: str, *args: str) -> tuple[int, str]:
+    env = dict(os.environ, ANSIBLE_CONFIG=str(config), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_COLLECTIONS_PATH=str(REPO / "tests" / "output" / "collections"))
+    command = [str(REPO / ".venv" / "bin" / "ansible"), *args]
+    print(f"drill: {' '.join(command[1:])}", flush=True)
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    (OUT / f"{name}.log").write_text(f"$ ansible {' '.join(args)}\n{result.stdout}{result.stderr}")
+    return result.returncode, result.stdout
+
+
+def ad_hoc_runs(drill: Drill, config: Path) -> None:
+    rc, out = ad_hoc(config, "adhoc-info", "fleet", "-m", "fastreboot.kexec.kexec_info")
+    drill.check("ad hoc kexec_info answers for every host", rc == 0 and all(f"{name} | SUCCESS" in out for name in NAMES),
+                f"exit {rc}")
+    first = NAMES[0]
+    before = host_state(first)
+    rc, out = ad_hoc(config, "adhoc-reboot", first, "-b", "-m", "fastreboot.kexec.kexec_reboot", "-a", "kernel=latest")
+    after = host_state(first)
+    drill.check(f"ad hoc kexec_reboot -a kernel=latest on {first}",
+                rc == 0 and f"{first} | CHANGED" in out and after["boot_id"] not in (None, before["boot_id"]),
+                f"exit {rc}, kernel {after['release']}")
+
+
 def report(drill: Drill) -> str:
     lines = ["# Fleet drill", "", f"`make drill` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
              f"{', '.join(f'{n} ({d})' for n, d in HOSTS)}; pipelining + ControlPersist; forks 5.", "",
@@ -192,6 +217,7 @@ def main() -> int:
         if rc == 0:
             rollout(drill, config)
             fault(drill, config)
+            ad_hoc_runs(drill, config)
     except lab.LabError as error:
         drill.check("lab", False, str(error))
     finally:
