@@ -345,9 +345,14 @@ def wait_for_ssh(vm: VM, timeout: float) -> float:
             raise LabError(f"VM {vm.name}: QEMU exited during boot; console log: {vm.console}\n"
                            f"--- last console lines ---\n{console_tail(vm)}")
         if ssh_banner(vm.port):
-            probe = subprocess.run(ssh_cmd(vm, connect_timeout=5) + ["true"], capture_output=True, timeout=30,
-                                   check=False)
-            if probe.returncode == 0:
+            # A login can hang while the guest is still starting (slow key exchange under TCG): such a
+            # try is one failed attempt, the overall deadline decides.
+            try:
+                probe = subprocess.run(ssh_cmd(vm, connect_timeout=5) + ["true"], capture_output=True,
+                                       timeout=max(5.0, min(30.0, deadline - time.monotonic())), check=False)
+            except subprocess.TimeoutExpired:
+                probe = None
+            if probe is not None and probe.returncode == 0:
                 return time.monotonic() - started
         time.sleep(0.5)
     raise LabError(f"VM {vm.name}: no SSH login within {timeout:.0f}s; console log: {vm.console}\n"
