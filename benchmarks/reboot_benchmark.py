@@ -286,23 +286,30 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown method(s) {', '.join(sorted(unknown))}; choose from {', '.join(METHODS)}")
     run = Run(args.dist, args.rounds)
+    out = Path(args.out)
+    report = ""
     try:
         for delay in [int(d) for d in args.firmware_delays.split(",") if d != ""]:
             bench_vm(args.dist, delay, methods, args.rounds, run)
+            # After each firmware setting, so that an interrupted run still leaves what it measured.
+            report = write_report(run, out)
     except lab.LabError as exc:
         print(f"benchmark: lab error: {exc}", file=sys.stderr)
         return 2
+    print()
+    print(report)
+    print(f"benchmark: wrote {out / 'benchmark.md'}")
+    return 0
+
+
+def write_report(run: Run, out: Path) -> str:
     rows = summarize(run)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     chart = "benchmark.png" if draw_chart(rows, out / "benchmark.png") else None
     report = markdown(run, rows, chart)
     (out / "benchmark.md").write_text(report)
     (out / "benchmark.json").write_text(json.dumps([s.__dict__ for s in run.samples], indent=1) + "\n")
-    print()
-    print(report)
-    print(f"benchmark: wrote {out / 'benchmark.md'}")
-    return 0
+    return report
 
 
 if __name__ == "__main__":
