@@ -24,6 +24,7 @@ from ansible.utils.display import Display
 
 # The load options pass through unchanged to kexec_load; both share one spec.
 from ansible_collections.fastreboot.kexec.plugins.module_utils._load_spec import LOAD_ARGUMENT_SPEC
+from ansible_collections.fastreboot.kexec.plugins.module_utils._support import LOAD_DISABLED_PROBLEM
 from ansible_collections.fastreboot.kexec.plugins.plugin_utils._hoststate import (
     HOST_STATE_COMMAND,
     SYSTEM_STATE_COMMAND,
@@ -146,12 +147,21 @@ class RebootOptions:
         )
 
 
-def _support_problem(support: t.Any) -> str | None:
-    """Why the module's `support` facts rule out a kexec, or None."""
+def _support_problem(support: t.Any, image_loaded: bool = False) -> str | None:
+    """Why the module's `support` facts rule out a kexec, or None.
+
+    image_loaded: the jump goes into an image that is already loaded, which kernel.kexec_load_disabled
+    (it only stops further loads) does not prevent.
+    """
     if not isinstance(support, dict):
         return "the module returned no support facts"
     if support.get("supported") is True:
         return None
+    if image_loaded and isinstance(support.get("problems"), list):
+        remaining = [problem for problem in support["problems"] if problem != LOAD_DISABLED_PROBLEM]
+        if not remaining:
+            return None
+        return "; ".join(str(problem) for problem in remaining)
     return str(support.get("verdict") or "the host cannot kexec (no verdict given)")
 
 
@@ -180,10 +190,10 @@ def expectation_from_info(info: dict[str, t.Any], expect_release: str | None) ->
     """Preflight on a kexec_info result for use_loaded=true; returns the expectation and warnings."""
     if info.get("failed"):
         raise PreflightError(f"kexec_info failed, nothing was rebooted: {info.get('msg', 'no message')}")
-    problem = _support_problem(info.get("support"))
+    loaded = info.get("loaded") or {}
+    problem = _support_problem(info.get("support"), image_loaded=bool(loaded.get("kexec_loaded")))
     if problem:
         raise PreflightError(f"kexec is not possible on this host, nothing was rebooted: {problem}")
-    loaded = info.get("loaded") or {}
     if not loaded.get("kexec_loaded"):
         raise PreflightError(
             "use_loaded=true but no kexec image is loaded on the host: nothing was rebooted. Load one with "

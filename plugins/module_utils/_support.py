@@ -24,6 +24,11 @@ from ansible_collections.fastreboot.kexec.plugins.module_utils._record import (
 
 KEXEC_ROLE_HINT = "install it with the fastreboot.kexec.kexec role (or the kexec-tools package)"
 KEXEC_LOAD_DISABLED = "/proc/sys/kernel/kexec_load_disabled"
+# The one problem that stops loading but not the jump into an image loaded before the switch was set.
+LOAD_DISABLED_PROBLEM = (
+    "kernel.kexec_load_disabled=1 forbids kexec until the next cold boot (the switch is one-way): "
+    "reboot normally, and do not set it in sysctl.d if you want kexec"
+)
 LOCKDOWN = "/sys/kernel/security/lockdown"
 EFI_DIR = "/sys/firmware/efi"
 SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
@@ -165,10 +170,7 @@ def support_problems(facts: dict[str, t.Any]) -> list[str]:
     if facts.get("cap_sys_boot") is False:
         problems.append("the process lacks CAP_SYS_BOOT: run as root (become: true)")
     if facts.get("kexec_load_disabled"):
-        problems.append(
-            "kernel.kexec_load_disabled=1 forbids kexec until the next cold boot (the switch is one-way): "
-            "reboot normally, and do not set it in sysctl.d if you want kexec"
-        )
+        problems.append(LOAD_DISABLED_PROBLEM)
     syscalls = facts.get("syscalls") or {}
     if not facts.get("kexec_load_disabled") and syscalls.get("file") is False and syscalls.get("legacy") is False:
         if facts.get("lockdown") in LOCKDOWN_ACTIVE:

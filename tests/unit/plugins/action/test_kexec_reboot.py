@@ -27,6 +27,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.playbook.play_context import PlayContext
 
 from ansible_collections.fastreboot.kexec.plugins.action import kexec_reboot
+from ansible_collections.fastreboot.kexec.plugins.module_utils._support import LOAD_DISABLED_PROBLEM
 from ansible_collections.fastreboot.kexec.plugins.action.kexec_reboot import (
     ARGUMENT_SPEC,
     ActionModule,
@@ -137,6 +138,21 @@ def info_result(record: dict[str, t.Any] | None, kexec_loaded: bool = True) -> d
         "loaded": {"kexec_loaded": kexec_loaded, "record": record, "boot_id": OLD},
         "kernels": {"running_release": RELEASE_BEFORE}, "boot_id": OLD,
     }
+
+
+def test_use_loaded_jumps_although_loading_is_disabled() -> None:
+    # kernel.kexec_load_disabled stops further loads, not the jump into the image loaded before.
+    record = {"kernel": "/boot/vmlinuz-6.1.0-26-amd64", "kernel_release": RELEASE_LOADED, "cmdline": CMDLINE_LOADED}
+    disabled = {"supported": False, "verdict": "kexec not possible: " + LOAD_DISABLED_PROBLEM, "problems": [LOAD_DISABLED_PROBLEM]}
+    info = dict(info_result(record), support=disabled)
+    assert expectation_from_info(info, None) == (Expectation(RELEASE_LOADED, CMDLINE_LOADED), [])
+    # Nothing loaded, or a problem that also stops the jump (no CAP_SYS_BOOT): refused, naming it.
+    with pytest.raises(PreflightError, match="kexec_load_disabled=1"):
+        expectation_from_info(dict(info_result(None, kexec_loaded=False), support=disabled), None)
+    no_cap = "the process lacks CAP_SYS_BOOT: run as root (become: true)"
+    both = dict(disabled, problems=[LOAD_DISABLED_PROBLEM, no_cap])
+    with pytest.raises(PreflightError, match=r"nothing was rebooted: the process lacks CAP_SYS_BOOT: run as root \(become: true\)$"):
+        expectation_from_info(dict(info_result(record), support=both), None)
 
 
 def test_expectation_from_load() -> None:
