@@ -45,7 +45,7 @@ options:
       - V(true) reboots into the image that is already loaded (by M(fastreboot.kexec.kexec_load) or anything else)
         and loads nothing. The load options (O(kernel), O(initrd), O(cmdline), O(append), O(remove), O(syscall),
         O(allow_unsafe_files)) must not be set then.
-      - The task fails when no image is loaded. C(kernel.kexec_load_disabled=1) does not stop it: that switch
+      - The task fails when no image is loaded. C(kernel.kexec_load_disabled=1) does not stop it, since that switch
         forbids further loads, not the jump into an image loaded before it was set.
       - When the loaded image has no record of this collection (loaded by something else), what boots is unknown - the
         task warns and proves only the new boot_id, plus the release when O(expect_release) is set.

@@ -289,20 +289,20 @@ else
    set default="%(default)s"
 fi
 menuentry 'Debian GNU/Linux' --class debian --class gnu-linux $menuentry_id_option 'gnulinux-simple-f00d' {
-	load_video
-	echo	'Loading Linux 6.12.57+deb13-cloud-amd64 ...'
-	linux	%(cloud)s root=UUID=f00d ro  console=ttyS0,115200n8
-	initrd	%(cloud_initrd)s
+\tload_video
+\techo\t'Loading Linux 6.12.57+deb13-cloud-amd64 ...'
+\tlinux\t%(cloud)s root=UUID=f00d ro  console=ttyS0,115200n8
+\tinitrd\t%(cloud_initrd)s
 }
 submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-advanced-f00d' {
-	menuentry 'Debian GNU/Linux, with Linux 6.12.57+deb13-cloud-amd64' --class debian $menuentry_id_option 'gnulinux-6.12.57+deb13-cloud-amd64-advanced-f00d' {
-		linux	%(cloud)s root=UUID=f00d ro  console=ttyS0,115200n8
-		initrd	%(cloud_initrd)s
-	}
-	menuentry 'Debian GNU/Linux, with Linux 6.12.57+deb13-amd64' --class debian $menuentry_id_option 'gnulinux-6.12.57+deb13-amd64-advanced-f00d' {
-		linux	%(generic)s root=UUID=f00d ro  console=ttyS0,115200n8 quiet
-		initrd	/microcode.cpio %(generic_initrd)s
-	}
+\tmenuentry 'Debian GNU/Linux, with Linux 6.12.57+deb13-cloud-amd64' --class debian $menuentry_id_option 'gnulinux-6.12.57+deb13-cloud-amd64-advanced-f00d' {
+\t\tlinux\t%(cloud)s root=UUID=f00d ro  console=ttyS0,115200n8
+\t\tinitrd\t%(cloud_initrd)s
+\t}
+\tmenuentry 'Debian GNU/Linux, with Linux 6.12.57+deb13-amd64' --class debian $menuentry_id_option 'gnulinux-6.12.57+deb13-amd64-advanced-f00d' {
+\t\tlinux\t%(generic)s root=UUID=f00d ro  console=ttyS0,115200n8 quiet
+\t\tinitrd\t/microcode.cpio %(generic_initrd)s
+\t}
 }
 """
 
