@@ -1,0 +1,45 @@
+# Copyright (c) 2026, fastreboot.kexec contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""After converge: data survived the kexec reboots, and the last ordinary reboot (default policy,
+nothing loaded) went cold through GRUB into the boot loader's default kernel."""
+from __future__ import annotations
+
+import os
+import re
+
+import testinfra.utils.ansible_runner
+
+testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
+    os.environ["MOLECULE_INVENTORY_FILE"]
+).get_hosts("all")
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def test_file_written_before_the_kexec_is_intact(host):
+    written = host.file("/var/lib/fastreboot-test/written-before").content_string.strip()
+    assert UUID.match(written), written
+    assert written != host.file("/proc/sys/kernel/random/boot_id").content_string.strip()
+
+
+def test_last_ordinary_reboot_was_cold_into_the_default_kernel(host):
+    assert "BOOT_IMAGE=" in host.file("/proc/cmdline").content_string
+    default = host.run("grub-editenv list").stdout
+    release = host.run("uname -r").stdout.strip()
+    assert f"gnulinux-{release}-advanced" in default, (release, default)
+    assert host.file("/sys/kernel/kexec_loaded").content_string.strip() == "0"
+
+
+def test_default_policy_is_in_place(host):
+    if host.system_info.codename == "bookworm":
+        assert "LOAD_KEXEC=false" in host.file("/etc/default/kexec").content_string
+        assert host.run("systemctl is-enabled kexec.service").stdout.strip() == "masked"
+    else:
+        assert not host.file("/etc/systemd/system/reboot.target").exists
+        assert not host.file("/etc/systemd/system/fastreboot-kexec-load.service").exists
+
+
+def test_system_is_healthy_after_all_reboots(host):
+    assert host.run("systemctl is-system-running --wait").stdout.strip() in ("running", "degraded")
+    assert host.service("ssh").is_running
