@@ -162,7 +162,9 @@ notes:
     refuses users other than root until C(systemd-user-sessions.service) has started; those logins count as not back yet.
   - Each banner probe is an SSH connection that ends before authentication; sshd logs it, and OpenSSH 9.8 and newer
     charge it one second of C(PerSourcePenalties) (C(noauth)). While the old boot still answers, the task therefore
-    probes only once a second, which stays below the penalty threshold.
+    probes only once a second, which stays below the penalty threshold. A login refused during boot (C(/run/nologin))
+    costs five seconds (C(authfail)); after such refusals the task spaces its next login so that its estimate of the
+    penalties stays below the threshold (one quick retry, then about one every six seconds).
   - The timeout message always ends with advice to look at the host's console, where systemd-shutdown and the
     kernel report why a kexec failed.
 seealso:

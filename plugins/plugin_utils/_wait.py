@@ -35,6 +35,14 @@ PROBE_INTERVAL = 0.5  # seconds from the start of one attempt to the start of th
 SAME_BOOT_INTERVAL = 1.0
 BANNER_TIMEOUT = 2.0  # a live sshd sends its banner at once; longer waits only delay the next try
 LOGIN_GRACE = 10.0  # a login may take connect_timeout plus this for authentication and the command
+# OpenSSH >= 9.8 (trixie has 10.0) refuses a source address once its PerSourcePenalties add up to
+# 15 s; they run down in real time. With the defaults a banner probe costs 1 s (noauth) and a login
+# refused by /run/nologin during boot 5 s (authfail): fast retries as a non-root user get us locked
+# out just when the host is back. We keep our own estimate below this limit, with a margin for other
+# clients from the same address.
+PENALTY_NOAUTH = 1.0
+PENALTY_AUTHFAIL = 5.0
+PENALTY_LIMIT = 12.0
 SSH_BANNER_PREFIXES = (b"SSH-2.0-", b"SSH-1.99-")  # RFC 4253 4.2; 1.99 = 2.0 with 1.x compatibility
 MAX_BANNER_BYTES = 8192  # RFC 4253 allows text lines before the banner; give up after this much
 
@@ -170,6 +178,29 @@ def call_with_bound(func: t.Callable[[], T], bound: float, on_timeout: t.Callabl
     return outcome["value"]
 
 
+class PenaltyEstimate:
+    """Our estimate of the penalty seconds sshd holds against us, running down in real time."""
+
+    def __init__(self, clock: t.Callable[[], float]) -> None:
+        self.clock = clock
+        self.owed = 0.0
+        self._at = clock()
+
+    def _run_down(self) -> None:
+        now = self.clock()
+        self.owed = max(0.0, self.owed - (now - self._at))
+        self._at = now
+
+    def charge(self, seconds: float) -> None:
+        self._run_down()
+        self.owed += seconds
+
+    def wait_before(self, cost: float) -> float:
+        """Seconds to wait so that an attempt costing `cost` keeps the estimate within the limit."""
+        self._run_down()
+        return max(0.0, self.owed + cost - PENALTY_LIMIT)
+
+
 class NewBootProbe:
     """Attempt: is the host up in a new boot? done with the new HostState as value."""
 
@@ -188,19 +219,21 @@ class NewBootProbe:
         self.banner = banner
         self.login_timeout = connect_timeout + LOGIN_GRACE
         self._login_failure = LOGIN_FAILS if banner is not None else LOGINS_FAIL
+        self.penalty = PenaltyEstimate(clock)
 
     def __call__(self, budget: float) -> Attempt:
         started = self.clock()
         if self.banner is not None:
             if not self.banner(min(BANNER_TIMEOUT, self.connect_timeout, budget)):
                 return Attempt(False, NO_BANNER)
+            self.penalty.charge(PENALTY_NOAUTH)
             budget -= self.clock() - started
             if budget <= 0:
                 return Attempt(False, NO_TIME_FOR_LOGIN)
         try:
             answer = self.login(min(self.login_timeout, budget))
         except ProbeFailed as error:
-            return Attempt(False, f"{self._login_failure} ({error})")
+            return self._refused(started, f"{self._login_failure} ({error})")
         if answer.rc != 0:
             return Attempt(False, f"{self._login_failure} (the state command exited with {answer.rc}: {_last_line(answer.stderr)})")
         state = parse_host_state(answer.stdout)
@@ -211,6 +244,14 @@ class NewBootProbe:
         if not state.complete:
             return Attempt(False, INCOMPLETE)
         return Attempt(True, "a new boot", state)
+
+    def _refused(self, started: float, detail: str) -> Attempt:
+        """A failed login; once sshd answered, space the next one so its penalties stay low."""
+        if self.banner is None:
+            return Attempt(False, detail)  # no banner probes: a refused connection costs nothing
+        self.penalty.charge(PENALTY_AUTHFAIL)  # we cannot tell a refusal from a timeout: assume the worst
+        wait = self.penalty.wait_before(PENALTY_NOAUTH + PENALTY_AUTHFAIL)
+        return Attempt(False, detail, interval=max(PROBE_INTERVAL, self.clock() - started + wait))
 
 
 class _LoginProbe:

@@ -18,6 +18,7 @@ from ansible_collections.fastreboot.kexec.plugins.plugin_utils._wait import (
     LOGIN_FAILS,
     NO_BANNER,
     NO_BOOT_ID,
+    PENALTY_AUTHFAIL,
     PROBE_INTERVAL,
     SAME_BOOT,
     SAME_BOOT_INTERVAL,
@@ -66,7 +67,12 @@ class ScriptedHost:
 
     phase kinds: "old" (old boot answers), "down" (nothing listens), "sshd-no-login" (banner, logins
     fail), "hang" (banner, logins hang), "new" (new boot answers). Probes spend realistic time.
+
+    Its sshd keeps OpenSSH 10's default PerSourcePenalties: 1 s for a connection closed before
+    authentication, 5 s for a failed login, running down in real time; at 15 s it refuses us.
     """
+
+    PENALTY_THRESHOLD = 15.0
 
     def __init__(self, clock: FakeClock, phases: list[tuple[str, float]], login_output: t.Callable[[str], str] | None = None) -> None:
         self.clock = clock
@@ -75,6 +81,18 @@ class ScriptedHost:
         self.calls: list[tuple[str, float, float]] = []  # (kind, started, budget)
         self.phases_seen: list[str] = []  # the phase at each call
         self.login_output = login_output or (lambda kind: state(OLD if kind == "old" else NEW))
+        self.penalty = 0.0
+        self.penalty_at = clock.now
+        self.refused_for_penalty = 0
+
+    def _penalised(self) -> bool:
+        """Run the penalty down to now; True when sshd refuses this connection for it."""
+        self.penalty = max(0.0, self.penalty - (self.clock.now - self.penalty_at))
+        self.penalty_at = self.clock.now
+        if self.phase() != "down" and self.penalty >= self.PENALTY_THRESHOLD:
+            self.refused_for_penalty += 1
+            return True
+        return False
 
     def phase(self) -> str:
         elapsed = self.clock.now - self.start
@@ -90,7 +108,11 @@ class ScriptedHost:
         if self.phase() == "down":
             self.clock.spend(timeout)  # SYN unanswered: the probe waits its whole timeout
             return False
+        if self._penalised():
+            self.clock.spend(0.01)
+            return False
         self.clock.spend(0.01)
+        self.penalty += 1.0  # noauth
         return True
 
     def login(self, timeout: float) -> CommandResult:
@@ -100,8 +122,12 @@ class ScriptedHost:
         if kind == "down":
             self.clock.spend(0.05)
             raise ProbeFailed("Connection refused")
+        if self._penalised():
+            self.clock.spend(0.01)
+            raise ProbeFailed("kex_exchange_identification: Connection closed by remote host")
         if kind == "sshd-no-login":
             self.clock.spend(0.2)
+            self.penalty += 5.0  # authfail
             raise ProbeFailed("System is booting up. Unprivileged users are not permitted to log in yet.")
         if kind == "hang":
             self.clock.spend(timeout)  # call_with_bound gives up after the bound
@@ -164,7 +190,7 @@ def test_no_attempt_when_the_deadline_already_passed() -> None:
 
 def test_banner_before_login_and_old_boot_then_new_boot() -> None:
     clock = FakeClock()
-    host = ScriptedHost(clock, [("old", 3.0), ("down", 20.0), ("sshd-no-login", 2.0), ("new", 100.0)])
+    host = ScriptedHost(clock, [("old", 3.0), ("down", 20.0), ("sshd-no-login", 0.4), ("new", 100.0)])
     probe = NewBootProbe(OLD, host.login, clock, connect_timeout=5, banner=host.banner)
     started = clock.now
     outcome = wait_until(probe, started + 600, clock, clock.sleep)
@@ -178,8 +204,41 @@ def test_banner_before_login_and_old_boot_then_new_boot() -> None:
     # no login while sshd was down
     assert "down" in host.phases_seen
     assert not [kind for kind, phase in zip(kinds, host.phases_seen) if kind == "login" and phase == "down"]
-    # the new boot was noticed soon after sshd came back with logins (at +25 s)
-    assert clock.now - (started + 25.0) < 1.0
+    # the new boot was noticed soon after sshd came back with logins (at +23.4 s)
+    assert clock.now - (started + 23.4) < 1.0
+    assert host.refused_for_penalty == 0
+
+
+@pytest.mark.parametrize("refusing", [1.0, 2.0, 8.0, 30.0, 90.0])
+def test_logins_refused_during_boot_do_not_get_us_locked_out(refusing: float) -> None:
+    """A non-root user's logins fail while /run/nologin exists; sshd must never lock us out."""
+    clock = FakeClock()
+    host = ScriptedHost(clock, [("old", 5.0), ("down", 20.0), ("sshd-no-login", refusing), ("new", 100.0)])
+    probe = NewBootProbe(OLD, host.login, clock, connect_timeout=5, banner=host.banner)
+    started = clock.now
+    outcome = wait_until(probe, started + 600, clock, clock.sleep)
+    assert outcome.value.boot_id == NEW
+    assert host.refused_for_penalty == 0
+    logins_open = started + 25.0 + refusing
+    # the spacing after a refusal costs at most about one failed login's penalty
+    assert clock.now - logins_open < PENALTY_AUTHFAIL + 1.5
+    refused_logins = [when for (kind, when, dummy), phase in zip(host.calls, host.phases_seen) if kind == "login" and phase == "sshd-no-login"]
+    assert refused_logins, "the scenario must exercise refused logins"
+    if len(refused_logins) >= 2:
+        # the first retry comes at the normal pace; only then do the penalties force a pause
+        assert refused_logins[1] - refused_logins[0] < 1.0
+
+
+def test_without_penalty_spacing_the_scripted_sshd_locks_us_out() -> None:
+    """The scripted sshd really enforces penalties: retrying every half second gets refused."""
+    clock = FakeClock()
+    host = ScriptedHost(clock, [("sshd-no-login", 1000.0)])
+    for dummy in range(6):
+        if host.banner(2.0):
+            with pytest.raises(ProbeFailed):
+                host.login(15.0)
+        clock.sleep(0.5)
+    assert host.refused_for_penalty > 0
 
 
 def test_banner_probe_budget_is_short() -> None:
