@@ -61,7 +61,7 @@ molecule-one: setup collection images  ## one scenario: make molecule-one SCENAR
 benchmark: setup collection images  ## kexec_reboot vs ansible.builtin.reboot on one VM; writes docs/benchmark.md + PNG
 	$(VENV)/bin/python benchmarks/reboot_benchmark.py $${BENCH_ARGS:-}
 
-drill: setup collection images  ## fleet drill on three VMs: rolling kexec update, a fault that stops the rollout (not run yet)
+drill: setup collection images  ## fleet drill on three VMs: rolling kexec update, a fault that stops the rollout (about 70 min)
 	$(VENV)/bin/python tests/drills/fleet_drill.py
 
 lab-down:  ## stop every lab VM
