@@ -221,8 +221,10 @@ def markdown(run: Run, rows: list[dict], chart: str | None) -> str:
         "`task end after sshd` is the task's end minus the moment the guest's sshd was ready again",
         "(its console line `LAB-SSHD-READY`, timestamped on the host): what the wait adds after the",
         "host is reachable. For kexec_reboot that includes its proof, `test_command` and the wait for",
-        "`systemctl is-system-running`; `first login after sshd` is its first login into the new boot",
-        "(from the task's `timings`), the pure detection latency of its wait loop.",
+        "`systemctl is-system-running`; `first login after sshd` is the end of its first successful",
+        "login into the new boot (from the task's `timings`): the wait loop's detection plus the",
+        "login itself, which right after a boot is slow for every method (key exchange, PAM and",
+        "logind starting up under emulation), so it bounds the detection latency from above.",
         "",
         "| firmware delay | method | runs | elapsed (median) | vs cold | task end after sshd (median) "
         "| first login after sshd (median) | all runs (s) |",
