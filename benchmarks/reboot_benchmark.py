@@ -238,8 +238,9 @@ def markdown(run: Run, rows: list[dict], chart: str | None) -> str:
                      f"{ratio} | {detection} | {first_login} | {', '.join(map(str, row['all']))} |")
     if chart:
         lines += ["", f"![elapsed per method]({chart})"]
-    lines += ["", "Under emulation every boot is several times slower than on hardware; the ratios and the",
-              "detection latency carry over, the absolute seconds do not.", ""]
+    lines += ["", "Under emulation every boot is several times slower than on hardware: the ratios carry over",
+              "better than the absolute seconds, and both latency columns include an emulated guest's slow",
+              "first login.", ""]
     return "\n".join(lines)
 
 
