@@ -235,26 +235,39 @@ def test_grubby_without_a_default_falls_back_to_the_paths(host: Host) -> None:
     assert host.kexec_calls() == [f"-l {kernel} --initrd={initrd} --reuse-cmdline"]
 
 
-def test_debian_loader_that_loads_is_trusted(host: Host) -> None:
-    # kexec-load-kernel reads /etc/default/kexec itself; here it loads through the kexec stand-in.
-    host.program("kexec-load-kernel", "kexec -l /vmlinuz --initrd=/initrd.img --append=\"root=/dev/vda1 ro\"\nexit 0\n")
-    kernel, initrd = host.file("/boot/vmlinuz"), host.file("/boot/initrd.img")
+def test_suse_loader_that_loads_is_trusted(host: Host) -> None:
+    # kexec-bootloader reads the boot loader's default section itself; here it loads through the kexec stand-in.
+    host.program("kexec-bootloader", "kexec -l /boot/vmlinuz --initrd=/boot/initrd --append=\"root=/dev/vda2 ro\"\nexit 0\n")
+    kernel, initrd = host.file("/boot/vmlinuz"), host.file("/boot/initrd")
 
-    result = host.run("kexec-load-kernel", kernel, initrd)
-
-    assert result.returncode == 0
-    assert host.kexec_calls() == ['-l /vmlinuz --initrd=/initrd.img --append=root=/dev/vda1 ro']
-
-
-@pytest.mark.parametrize("loader", ["kexec-load-kernel", "kexec-bootloader"])
-def test_loader_that_loads_nothing_falls_back_to_the_paths(host: Host, loader: str) -> None:
-    # Debian's kexec-load-kernel exits 0 even when it loaded nothing: the flag decides.
-    host.program(loader, "exit 0\n")
-    kernel, initrd = host.file("/boot/vmlinuz"), host.file("/boot/initrd.img")
-
-    result = host.run(loader, kernel, initrd)
+    result = host.run("kexec-bootloader", kernel, initrd)
 
     assert result.returncode == 0
+    assert host.kexec_calls() == ["-l /boot/vmlinuz --initrd=/boot/initrd --append=root=/dev/vda2 ro"]
+
+
+def test_loader_that_loads_nothing_falls_back_to_the_paths(host: Host) -> None:
+    # An exit status of 0 does not mean something was loaded: the flag decides.
+    host.program("kexec-bootloader", "exit 0\n")
+    kernel, initrd = host.file("/boot/vmlinuz"), host.file("/boot/initrd.img")
+
+    result = host.run("kexec-bootloader", kernel, initrd)
+
+    assert result.returncode == 0
+    assert host.kexec_calls() == [f"-l {kernel} --initrd={initrd} --reuse-cmdline"]
+
+
+# kexec-load-kernel (Debian's program) was a method once; no vars file selects it any more.
+@pytest.mark.parametrize("method", ["kexec-load-kernel", "no-such-method"])
+def test_unknown_method_is_reported_and_only_the_paths_are_tried(host: Host, method: str) -> None:
+    # A program of that name on PATH is never run.
+    host.program(method, "kexec -l /vmlinuz --initrd=/initrd.img\nexit 0\n")
+    kernel, initrd = host.file("/boot/vmlinuz"), host.file("/boot/initrd.img")
+
+    result = host.run(method, kernel, initrd)
+
+    assert result.returncode == 0
+    assert f"unknown method {method}" in result.stderr
     assert host.kexec_calls() == [f"-l {kernel} --initrd={initrd} --reuse-cmdline"]
 
 
