@@ -448,6 +448,8 @@ class ActionModule(ActionBase):
             self._finish(result, started)
             raise RebootFailed(timeout_message(options, "before the host came back in a new boot", expected, error.last_seen)) from error
         timings = result["timings"] = {"new_boot_seen": round(self._clock() - started, 2)}
+        if probe.answered_at is not None:
+            timings["sshd_answered"] = round(probe.answered_at - started, 2)
         result.update(
             rebooted=True, downtime=round(self._clock() - shutdown_at, 2),
             boot_id_after=after.boot_id, kernel_after=after.release, cmdline=after.cmdline,

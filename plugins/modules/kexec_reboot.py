@@ -243,6 +243,12 @@ timings:
   returned: when the host came back
   type: dict
   contains:
+    sshd_answered:
+      description:
+        - The new boot's sshd answered the banner probe (the first of the unbroken run of answers that led to the
+          new boot). The time from here to RV(timings.new_boot_seen) is the login itself.
+      type: float
+      returned: when the host came back and the SSH banner was probed (RV(probe) is C(ssh_banner))
     new_boot_seen:
       description: The first login that read a new boot_id.
       type: float
@@ -255,7 +261,7 @@ timings:
       description: C(systemctl is-system-running) said running or degraded (O(wait_for_boot_finished)).
       type: float
       returned: when the wait for the finished boot ran and succeeded
-  sample: {"new_boot_seen": 21.3, "test_command_ok": 22.9, "boot_finished": 24.1}
+  sample: {"sshd_answered": 19.8, "new_boot_seen": 21.3, "test_command_ok": 22.9, "boot_finished": 24.1}
 kernel_before:
   description: The kernel release that ran before the reboot (C(uname -r)).
   returned: when the host's state could be read

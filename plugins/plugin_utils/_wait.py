@@ -220,12 +220,18 @@ class NewBootProbe:
         self.login_timeout = connect_timeout + LOGIN_GRACE
         self._login_failure = LOGIN_FAILS if banner is not None else LOGINS_FAIL
         self.penalty = PenaltyEstimate(clock)
+        # When sshd started answering in the current unbroken run of banners (None: it does not
+        # answer, or the run belonged to the old boot). Once done: when the new boot's sshd answered.
+        self.answered_at: float | None = None
 
     def __call__(self, budget: float) -> Attempt:
         started = self.clock()
         if self.banner is not None:
             if not self.banner(min(BANNER_TIMEOUT, self.connect_timeout, budget)):
+                self.answered_at = None
                 return Attempt(False, NO_BANNER)
+            if self.answered_at is None:
+                self.answered_at = self.clock()
             self.penalty.charge(PENALTY_NOAUTH)
             budget -= self.clock() - started
             if budget <= 0:
@@ -240,6 +246,7 @@ class NewBootProbe:
         if state is None:
             return Attempt(False, NO_BOOT_ID)
         if state.boot_id == self.old_boot_id:
+            self.answered_at = None
             return Attempt(False, SAME_BOOT, interval=SAME_BOOT_INTERVAL)
         if not state.complete:
             return Attempt(False, INCOMPLETE)

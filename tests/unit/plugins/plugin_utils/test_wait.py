@@ -207,6 +207,24 @@ def test_banner_before_login_and_old_boot_then_new_boot() -> None:
     # the new boot was noticed soon after sshd came back with logins (at +23.4 s)
     assert clock.now - (started + 23.4) < 1.0
     assert host.refused_for_penalty == 0
+    # sshd answered again after the downtime: the first banner of the new boot, not of the old one
+    assert probe.answered_at is not None
+    assert started + 23.0 <= probe.answered_at <= started + 23.0 + BANNER_TIMEOUT + 0.1
+    assert probe.answered_at < clock.now
+
+
+def test_sshd_answered_is_the_new_boots_when_banners_never_stop() -> None:
+    """A host whose sshd answers without a gap: the old boot's banners do not count."""
+    clock = FakeClock()
+    host = ScriptedHost(clock, [("old", 3.0), ("new", 100.0)])
+    probe = NewBootProbe(OLD, host.login, clock, connect_timeout=5, banner=host.banner)
+    started = clock.now
+    outcome = wait_until(probe, started + 600, clock, clock.sleep)
+
+    assert outcome.done
+    last_old_login = max(at for (kind, at, dummy), phase in zip(host.calls, host.phases_seen) if kind == "login" and phase == "old")
+    assert probe.answered_at is not None
+    assert last_old_login < probe.answered_at <= started + 3.0 + SAME_BOOT_INTERVAL + 0.1
 
 
 @pytest.mark.parametrize("refusing", [1.0, 2.0, 8.0, 30.0, 90.0])
