@@ -24,9 +24,10 @@ description:
     O(pre_reboot_delay) (or O(method=immediate)) the reboot runs from a transient C(systemd-run) unit instead.
   - The wait is bounded by one deadline, O(reboot_timeout). Over SSH the task probes often and cheaply - a TCP
     connect to the SSH port that reads the C(SSH-2.0-) banner, about twice a second - and logs in only once sshd
-    answers, reading C(/proc/sys/kernel/random/boot_id), C(uname -r) and C(/proc/cmdline) in one login. It notices
-    the new boot within about a second of sshd accepting logins. Each login is bounded (O(connect_timeout) plus 10
-    seconds) and abandoned, with the connection reset, when it hangs.
+    answers, reading C(/proc/sys/kernel/random/boot_id), C(uname -r) and C(/proc/cmdline) in one login. It sees
+    the new boot's sshd answer within about a second of sshd starting (RV(timings.sshd_answered)) and logs in at
+    once; that first login then takes as long as the host needs for key exchange and its PAM session. Each login
+    is bounded (O(connect_timeout) plus 10 seconds) and abandoned, with the connection reset, when it hangs.
   - The banner probe is used only when the connection is SSH and the host's SSH port answers with a banner before
     the reboot (an C(ssh_config) C(ProxyJump) or C(HostName) alias does not); otherwise the task waits by logins.
   - systemd silently falls back to a normal firmware reboot when C(kexec -e) fails. The task therefore compares the
