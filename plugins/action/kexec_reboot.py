@@ -434,9 +434,9 @@ class ActionModule(ActionBase):
         if options.pre_reboot_delay:
             self._sleep(max(0.0, shutdown_at - self._clock()))
 
-        def banner(timeout: float) -> bool:
+        def banner(timeout: float, wait: float) -> bool:
             host, port = t.cast(tuple, banner_target)
-            return read_ssh_banner(host, port, timeout)
+            return read_ssh_banner(host, port, timeout, wait)
 
         probe = NewBootProbe(
             before.boot_id, self._login_without_become(HOST_STATE_COMMAND), self._clock, options.connect_timeout,

@@ -23,7 +23,8 @@ description:
     task does not depend on the login that sent it; a connection that drops at that moment is expected. With
     O(pre_reboot_delay) (or O(method=immediate)) the reboot runs from a transient C(systemd-run) unit instead.
   - The wait is bounded by one deadline, O(reboot_timeout). Over SSH the task probes often and cheaply - a TCP
-    connect to the SSH port that reads the C(SSH-2.0-) banner, about twice a second - and logs in only once sshd
+    connect to the SSH port that reads the C(SSH-2.0-) banner, about twice a second (a connection that a port
+    forwarder accepts for the host that is down is held up to 10 seconds instead) - and logs in only once sshd
     answers, reading C(/proc/sys/kernel/random/boot_id), C(uname -r) and C(/proc/cmdline) in one login. It sees
     the new boot's sshd answer within about a second of sshd starting (RV(timings.sshd_answered)) and logs in at
     once; that first login then takes as long as the host needs for key exchange and its PAM session. Each login

@@ -33,7 +33,14 @@ PROBE_INTERVAL = 0.5  # seconds from the start of one attempt to the start of th
 # While the old boot still answers, once a second: each banner probe ends before authentication,
 # which OpenSSH >= 9.8 charges 1 s of PerSourcePenalties (noauth); faster would get us blocked.
 SAME_BOOT_INTERVAL = 1.0
-BANNER_TIMEOUT = 2.0  # a live sshd sends its banner at once; longer waits only delay the next try
+BANNER_TIMEOUT = 2.0  # for the TCP connect: a host that is up answers at once; longer only delays the next try
+# Once connected, how long to wait for the banner. A port forwarder (QEMU user networking, a TCP proxy)
+# accepts while the host is down and keeps trying to reach it; every connection we drop then reaches
+# sshd later, as one of a burst of unauthenticated connections when it starts (each 1 s of OpenSSH's
+# noauth penalty, against the forwarder's address, which is ours). Holding the connection instead
+# costs no detection time (the banner comes through it) and makes one such connection per 10 s. (A
+# host whose network is up answers a closed port with a reset, which ends the wait at once.)
+BANNER_WAIT = 10.0
 LOGIN_GRACE = 10.0  # a login may take connect_timeout plus this for authentication and the command
 # OpenSSH >= 9.8 (trixie has 10.0) refuses a source address once its PerSourcePenalties add up to
 # 15 s; they run down in real time. With the defaults a banner probe costs 1 s (noauth) and a login
@@ -84,7 +91,7 @@ class CommandResult(t.NamedTuple):
 # A login: run a fixed command on the host within `timeout` seconds. Raises ProbeFailed when no
 # answer came back (connection or authentication failure, timeout); a non-zero rc is an answer.
 Login = t.Callable[[float], CommandResult]
-BannerProbe = t.Callable[[float], bool]
+BannerProbe = t.Callable[[float, float], bool]  # (connect timeout, wait for the banner) -> banner seen
 
 
 @dataclass(frozen=True)
@@ -121,13 +128,16 @@ def wait_until(
             sleep(pause)
 
 
-def read_ssh_banner(host: str, port: int, timeout: float, clock: t.Callable[[], float] = time.monotonic) -> bool:
-    """True when sshd at host:port sends its identification line within `timeout` seconds."""
+def read_ssh_banner(
+    host: str, port: int, timeout: float, wait: float | None = None, clock: t.Callable[[], float] = time.monotonic,
+) -> bool:
+    """True when sshd at host:port accepts within `timeout` seconds and then sends its identification
+    line within `wait` seconds (default: `timeout`)."""
     if timeout <= 0:
         return False
-    end = clock() + timeout
     try:
         with socket.create_connection((host, port), timeout=timeout) as connection:
+            end = clock() + (timeout if wait is None else wait)
             received = b""
             while len(received) < MAX_BANNER_BYTES:
                 for line in received.split(b"\n"):
@@ -227,7 +237,8 @@ class NewBootProbe:
     def __call__(self, budget: float) -> Attempt:
         started = self.clock()
         if self.banner is not None:
-            if not self.banner(min(BANNER_TIMEOUT, self.connect_timeout, budget)):
+            connect = min(BANNER_TIMEOUT, self.connect_timeout, budget)
+            if not self.banner(connect, max(0.0, min(BANNER_WAIT, budget - connect))):
                 self.answered_at = None
                 return Attempt(False, NO_BANNER)
             if self.answered_at is None:

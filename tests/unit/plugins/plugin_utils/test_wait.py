@@ -15,6 +15,7 @@ import pytest
 
 from ansible_collections.fastreboot.kexec.plugins.plugin_utils._wait import (
     BANNER_TIMEOUT,
+    BANNER_WAIT,
     LOGIN_FAILS,
     NO_BANNER,
     NO_BOOT_ID,
@@ -65,8 +66,10 @@ def state(boot_id: str, release: str = "6.1.0-26-amd64") -> str:
 class ScriptedHost:
     """A host seen from the controller: a timeline of phases, each lasting some seconds.
 
-    phase kinds: "old" (old boot answers), "down" (nothing listens), "sshd-no-login" (banner, logins
-    fail), "hang" (banner, logins hang), "new" (new boot answers). Probes spend realistic time.
+    phase kinds: "old" (old boot answers), "down" (nothing listens), "forwarded-down" (a port forwarder
+    accepts for the host that is down, and every connection it accepted reaches sshd once it starts),
+    "sshd-no-login" (banner, logins fail), "hang" (banner, logins hang), "new" (new boot answers).
+    Probes spend realistic time.
 
     Its sshd keeps OpenSSH 10's default PerSourcePenalties: 1 s for a connection closed before
     authentication, 5 s for a failed login, running down in real time; at 15 s it refuses us.
@@ -84,6 +87,7 @@ class ScriptedHost:
         self.penalty = 0.0
         self.penalty_at = clock.now
         self.refused_for_penalty = 0
+        self.forwarded_while_down = 0  # connections a forwarder will hand to sshd once it starts
 
     def _penalised(self) -> bool:
         """Run the penalty down to now; True when sshd refuses this connection for it."""
@@ -102,12 +106,27 @@ class ScriptedHost:
             elapsed -= length
         return self.phases[-1][0]
 
-    def banner(self, timeout: float) -> bool:
+    def phase_left(self) -> float:
+        elapsed = self.clock.now - self.start
+        for dummy, length in self.phases:
+            if elapsed < length:
+                return length - elapsed
+            elapsed -= length
+        return float("inf")
+
+    def banner(self, timeout: float, wait: float) -> bool:
         self.calls.append(("banner", self.clock.now, timeout))
         self.phases_seen.append(self.phase())
         if self.phase() == "down":
             self.clock.spend(timeout)  # SYN unanswered: the probe waits its whole timeout
             return False
+        if self.phase() == "forwarded-down":
+            self.forwarded_while_down += 1
+            if self.phase_left() > wait:
+                self.clock.spend(wait)  # accepted, silent: the probe gives up after its wait
+                return False
+            self.clock.spend(self.phase_left())  # sshd started while we held the connection
+            return self.banner(timeout, wait)
         if self._penalised():
             self.clock.spend(0.01)
             return False
@@ -252,11 +271,30 @@ def test_without_penalty_spacing_the_scripted_sshd_locks_us_out() -> None:
     clock = FakeClock()
     host = ScriptedHost(clock, [("sshd-no-login", 1000.0)])
     for dummy in range(6):
-        if host.banner(2.0):
+        if host.banner(2.0, 6.0):
             with pytest.raises(ProbeFailed):
                 host.login(15.0)
         clock.sleep(0.5)
     assert host.refused_for_penalty > 0
+
+
+def test_a_forwarder_for_a_down_host_gets_few_connections_and_no_detection_delay() -> None:
+    """QEMU user networking or a TCP proxy accepts while the host is down; each probe we drop there
+    reaches sshd later as an unauthenticated connection. Holding them keeps the burst small."""
+    clock = FakeClock()
+    host = ScriptedHost(clock, [("old", 2.0), ("forwarded-down", 60.0), ("new", 100.0)])
+    probe = NewBootProbe(OLD, host.login, clock, connect_timeout=5, banner=host.banner)
+    started = clock.now
+    outcome = wait_until(probe, started + 600, clock, clock.sleep)
+
+    assert outcome.done and outcome.value.boot_id == NEW
+    # one connection per 10 s while the forwarder holds them: a few noauth penalties at sshd's
+    # start, far under its 15 s limit (dropping them after 2 s made 30)
+    assert BANNER_WAIT >= 10.0
+    assert host.forwarded_while_down <= 7
+    # the held connection sees sshd as soon as it starts: no detection delay for holding
+    assert probe.answered_at == pytest.approx(started + 62.0, abs=0.1)
+    assert clock.now - (started + 62.0) < 1.0
 
 
 def test_banner_probe_budget_is_short() -> None:
@@ -458,6 +496,21 @@ def test_read_ssh_banner_waits_for_a_slow_banner_within_its_timeout() -> None:
         assert read_ssh_banner("127.0.0.1", server.port, 1.0) is True
     finally:
         server.close()
+
+
+def test_read_ssh_banner_waits_longer_for_the_banner_than_for_the_connect() -> None:
+    server = BannerServer(b"SSH-2.0-OpenSSH_10.0\r\n", delay=0.5)
+    try:
+        assert read_ssh_banner("127.0.0.1", server.port, 0.2, wait=2.0) is True
+    finally:
+        server.close()
+    silent = BannerServer(b"", delay=3.0)
+    try:
+        started = time.monotonic()
+        assert read_ssh_banner("127.0.0.1", silent.port, 0.2, wait=0.6) is False
+        assert 0.5 < time.monotonic() - started < 2.0
+    finally:
+        silent.close()
 
 
 def test_read_ssh_banner_on_a_closed_port() -> None:
