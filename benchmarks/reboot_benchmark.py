@@ -5,7 +5,7 @@
 (kexec -l + ansible.builtin.reboot with systemctl kexec) and fastreboot.kexec.kexec_reboot.
 
 Rounds alternate the methods on the same VM; the report gives medians, ratios and each method's
-detection latency: task end minus the moment the guest's sshd was ready again, read from the VM's
+latency after sshd: task end minus the moment the guest's sshd was ready again, read from the VM's
 serial console (the lab image prints LAB-SSHD-READY there) with host timestamps, and how soon
 after sshd started listening it accepted the method's first login (the guest's journal, on the
 guest's own clock). For kexec_reboot the wait is split further with the task's `timings`.
@@ -83,7 +83,8 @@ class Sample:
     method: str
     firmware_delay: int
     elapsed: float
-    detection: float | None
+    # The task's end, counted from sshd's readiness (LAB-SSHD-READY on the console).
+    task_end: float | None
     # kexec_reboot only: its first login into the new boot, counted from sshd's readiness.
     first_login: float | None = None
     # The first login sshd accepted in the new boot, counted from sshd listening (guest journal).
@@ -198,16 +199,13 @@ def bench_vm(dist: str, firmware_delay: int, methods: list[str], rounds: int, ru
                 record = timed_reboot(inventory, method, release)
                 start, end = float(record["start"]), float(record["end"])
                 ready = watcher.last_ready_before(end)
-                detection = end - ready if ready and ready > start else None
-
-                def after_ready(step: str) -> float | None:
-                    moment = timing_moment(record, step)
-                    return moment - ready if moment is not None and detection is not None else None
-
+                if ready is not None and ready <= start:
+                    ready = None  # the line of an earlier boot: this one never printed it
                 # Read after the task's end, outside the timing; it is a later login than the one it finds.
                 accepted = first_accepted_login(guest_sshd_journal(name))
-                sample = Sample(method, firmware_delay, end - start, detection, after_ready("new_boot_seen"),
-                                accepted, after_ready("sshd_answered"))
+                sample = Sample(method, firmware_delay, end - start, since(end, ready),
+                                since(timing_moment(record, "new_boot_seen"), ready), accepted,
+                                since(timing_moment(record, "sshd_answered"), ready))
                 run.samples.append(sample)
                 print(f"benchmark: {name} round {round_no + 1}: {method:13s} {sample.elapsed:6.1f}s "
                       f"(after sshd was ready: {describe_latencies(sample)})", flush=True)
@@ -216,9 +214,13 @@ def bench_vm(dist: str, firmware_delay: int, methods: list[str], rounds: int, ru
         lab.down(name)
 
 
+def since(moment: float | None, origin: float | None) -> float | None:
+    return moment - origin if moment is not None and origin is not None else None
+
+
 def describe_latencies(sample: Sample) -> str:
     parts = [("banner seen", sample.banner_seen), ("login accepted", sample.login_accepted),
-             ("first login done", sample.first_login), ("task ended", sample.detection)]
+             ("first login done", sample.first_login), ("task ended", sample.task_end)]
     return ", ".join(f"{label} {value:.1f}s" for label, value in parts if value is not None) or "n/a"
 
 
@@ -243,7 +245,7 @@ def summarize(run: Run) -> list[dict]:
             rows.append({
                 "firmware_delay": delay, "method": method, "n": len(picked), "elapsed": elapsed,
                 "ratio": (elapsed / cold) if cold and elapsed else None,
-                "detection": median_of(picked, "detection"), "first_login": median_of(picked, "first_login"),
+                "task_end": median_of(picked, "task_end"), "first_login": median_of(picked, "first_login"),
                 "login_accepted": median_of(picked, "login_accepted"), "banner_seen": median_of(picked, "banner_seen"),
                 "all_banner_seen": [round(s.banner_seen, 1) for s in picked if s.banner_seen is not None],
                 "all": [round(s.elapsed, 1) for s in picked],
@@ -291,7 +293,7 @@ def markdown(run: Run, rows: list[dict], chart: str | None) -> str:
     for row in rows:
         ratio = f"{row['ratio']:.2f}" if row["ratio"] else "-"
         lines.append(f"| {row['firmware_delay']} s | {LABELS[row['method']]} | {row['n']} | {row['elapsed']:.1f} s | "
-                     f"{ratio} | {seconds(row['login_accepted'])} | {seconds(row['detection'])} | "
+                     f"{ratio} | {seconds(row['login_accepted'])} | {seconds(row['task_end'])} | "
                      f"{', '.join(map(str, row['all']))} |")
     if chart:
         lines += ["", f"![elapsed per method]({chart})"]
@@ -312,7 +314,7 @@ def markdown(run: Run, rows: list[dict], chart: str | None) -> str:
         ]
         for row in waits:
             lines.append(f"| {row['firmware_delay']} s | {seconds(row['banner_seen'])} | {seconds(row['login_accepted'])} | "
-                         f"{seconds(row['first_login'])} | {seconds(row['detection'])} | "
+                         f"{seconds(row['first_login'])} | {seconds(row['task_end'])} | "
                          f"{', '.join(map(str, row['all_banner_seen']))} |")
     lines += ["", "Under emulation every boot, and the first login into it, is several times slower than on",
               "hardware: the ratios carry over better than the absolute seconds.", ""]
