@@ -7,7 +7,7 @@ from __future__ import annotations
 
 class ModuleDocFragment:
     # The options shared by fastreboot.kexec.kexec_load and fastreboot.kexec.kexec_reboot.
-    # Keep in sync with LOAD_ARGUMENT_SPEC in plugins/module_utils/_loader.py.
+    # Keep in sync with LOAD_ARGUMENT_SPEC in plugins/module_utils/_load_spec.py.
     DOCUMENTATION = r"""
 options:
   kernel:
@@ -22,6 +22,11 @@ options:
       - V(latest) is the newest installed kernel by version order (V(6.1.0-10) is newer than V(6.1.0-9),
         V(6.8.0-rc3) is older than V(6.8.0)).
       - V(running) is the installed image of the running release (C(uname -r)).
+      - The file must be a kernel for this machine - a bzImage, an arm64 or RISC-V C(Image) (also
+        gzip-compressed), an EFI zboot image, or an ELF C(vmlinux). An ELF file counts as a kernel only
+        when it is an executable without a program interpreter that carries the C(Linux) ELF note every
+        vmlinux has, so a program such as C(/usr/bin/ls) is refused. On x86_64 and arm64 an ELF vmlinux is
+        loaded with C(kexec_load) only.
     type: str
     default: default
   initrd:
@@ -36,30 +41,45 @@ options:
       - A path, or a list of paths that are concatenated in order (microcode first) into one file under
         C(/run/fastreboot-kexec/) with mode C(0600).
       - V(false) (or V(none)) loads no initramfs.
+      - Paths must be absolute. Each file must start like an initramfs - a cpio archive (newc/crc, such
+        as an early-microcode cpio followed by the compressed main one) or gzip, zstd, xz, lzma, lz4,
+        lzo or bzip2 data. A kernel image or any other file is refused.
     type: raw
     default: auto
   cmdline:
     description:
-      - The whole kernel command line.
+      - The whole kernel command line. An empty one is refused.
       - When not set, the default boot entry's options are used if the kernel came from the boot
         loader (O(kernel=default)), otherwise the running one (C(/proc/cmdline)) minus C(BOOT_IMAGE=) and
         C(initrd=).
       - Quoted values with spaces such as C(foo="a b") stay one parameter.
+      - The final command line (after O(remove) and O(append)) must fit what the new kernel and the
+        system call accept - on x86_64 the bzImage header's C(cmdline_size) minus the terminating NUL
+        (2046 bytes with C(kexec_load)) and minus 30 more bytes with C(kexec_file_load) (2016 bytes),
+        2047 bytes on arm64, 1023 on riscv64. This is checked before anything is loaded. With
+        O(syscall=auto) a line that only C(kexec_load) takes skips C(kexec_file_load) with a warning; under
+        lockdown, where C(kexec_load) is refused, it is an error.
+      - A final command line without C(root=) is loaded with a warning (some initramfs find the root
+        file system by themselves).
     type: str
   append:
     description:
-      - Parameters added to the command line. A parameter replaces those with the same key
-        (C(console=ttyS0) replaces every C(console=)).
-      - A value with spaces is quoted for you (C(foo=a b) becomes C(foo="a b")).
-    type: list
-    elements: str
+      - Parameters added to the command line, as a string or a list of strings.
+      - The string, and every item of a list, is split like a kernel command line - whitespace separates
+        parameters, double quotes group (C(foo="a b") is one parameter), commas belong to the value. So
+        C(console=ttyS0,115200) is one parameter, C(quiet splash) (or the item V(quiet splash)) two.
+      - Each parameter replaces those with the same key (C(console=ttyS0) replaces every C(console=)).
+        Several parameters with one key in O(append) are all kept.
+      - A value with spaces must be quoted, C(foo="a b"); C(--) (arguments for init) is refused here,
+        put those in O(cmdline).
+    type: raw
     default: []
   remove:
     description:
-      - Parameters dropped from the command line, before O(append) is applied.
+      - Parameters dropped from the command line, before O(append) is applied; a string or a list of
+        strings, split like O(append).
       - A key (C(quiet), C(console)) drops every parameter with that key; C(key=value) drops only that one.
-    type: list
-    elements: str
+    type: raw
     default: []
   syscall:
     description:
@@ -76,6 +96,8 @@ options:
     description:
       - Kernel and initrd files must be regular files (after resolving symlinks), owned by root and not
         writable by group or others, because whoever can write them decides what the host boots.
+      - The same holds for every directory on the way to each file, symlinks followed and the directories
+        that hold those symlinks included; a sticky bit (as on /tmp) does not make a directory safe.
       - V(true) accepts such files with a warning.
     type: bool
     default: false

@@ -5,17 +5,36 @@
 """Host access for the target-side code: files below a root directory and an injected command runner.
 
 Every host fact is read through HostFiles so that unit tests run the real logic against a fixture
-tree (root=tmp_path); every command goes through a runner (AnsibleModule.run_command in production).
+tree (root=tmp_path); every command goes through a runner: ModuleRunner (AnsibleModule.run_command)
+in the modules, SubprocessRunner in the role's shutdown helper and guard (_shutdown.py).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import shutil
 import stat
+import subprocess
 import typing as t
 
 MAX_SYMLINK_HOPS = 40
+WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
+
+
+def ownership_problems(info: os.stat_result, trusted_uid: int) -> list[str]:
+    """Why a file or directory whose content decides what root runs could be changed by someone else.
+
+    Like sshd's StrictModes: owned by trusted_uid and not writable by group or others. The sticky bit
+    does not make a directory safe (anyone can still create entries in /tmp).
+    """
+    problems = []
+    if info.st_uid != trusted_uid:
+        problems.append(f"owned by uid {info.st_uid} instead of root")
+    if info.st_mode & WRITABLE_BY_OTHERS:
+        sticky = ", sticky or not" if stat.S_ISDIR(info.st_mode) else ""
+        problems.append(f"writable by group or others (mode {stat.S_IMODE(info.st_mode):04o}{sticky})")
+    return problems
 
 
 class CommandRunner(t.Protocol):
@@ -46,6 +65,36 @@ class ModuleRunner:
         return self._module.get_bin_path(name, required=False, opt_dirs=self.EXTRA_DIRS)
 
 
+class SubprocessRunner:
+    """CommandRunner for code that runs outside Ansible (the role's shutdown helper and guard).
+
+    Every command gets a time limit: a shutdown must go on, whatever hangs. C locale and a fixed PATH,
+    as under ModuleRunner; stdin is /dev/null.
+    """
+
+    PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    EXIT_TIMED_OUT = 124  # what timeout(1) exits with
+
+    def __init__(self, timeout: float = 30.0, path: str | None = None) -> None:
+        self.timeout = timeout
+        self.path = path or self.PATH
+
+    def run(self, argv: list[str]) -> tuple[int, str, str]:
+        environment = {"PATH": self.path, "LC_ALL": "C", "LANG": "C"}
+        try:
+            completed = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, capture_output=True, env=environment, timeout=self.timeout, check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return self.EXIT_TIMED_OUT, "", f"{argv[0]} did not finish within {self.timeout:g} s and was killed"
+        except OSError as error:
+            return 127, "", f"cannot run {argv[0]}: {error}"
+        return completed.returncode, completed.stdout.decode("utf-8", "replace"), completed.stderr.decode("utf-8", "replace")
+
+    def find(self, name: str) -> str | None:
+        return shutil.which(name, path=self.path)
+
+
 class HostFiles:
     """Read host files below root; paths given and returned are host paths ("/boot/vmlinuz").
 
@@ -67,8 +116,17 @@ class HostFiles:
 
         Missing components are kept as they are, like os.path.realpath(strict=False).
         """
+        return self.resolve_traversed(host_path)[0]
+
+    def resolve_traversed(self, host_path: str) -> tuple[str, list[str]]:
+        """resolve(), plus every directory looked into on the way, in order, "/" first.
+
+        These are the directories whose owners could swap what the path ends at: each parent of the
+        file and of every symlink followed (a symlink's target is looked up from its own directory).
+        """
         parts = [part for part in host_path.split("/") if part not in ("", ".")]
         resolved: list[str] = []
+        traversed: list[str] = []
         hops = 0
         while parts:
             part = parts.pop(0)
@@ -76,6 +134,9 @@ class HostFiles:
                 if resolved:
                     resolved.pop()
                 continue
+            directory = "/" + "/".join(resolved)
+            if directory not in traversed:
+                traversed.append(directory)
             candidate = "/" + "/".join(resolved + [part])
             try:
                 target = os.readlink(self.real(candidate))
@@ -88,7 +149,21 @@ class HostFiles:
             if target.startswith("/"):
                 resolved = []
             parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-        return "/" + "/".join(resolved)
+        return "/" + "/".join(resolved), traversed
+
+    def trust_problems(self, host_path: str, trusted_uid: int) -> list[tuple[str, str]]:
+        """Why what host_path resolves to could be swapped by someone other than trusted_uid: (host path, problem).
+
+        Checks what the path resolves to, then every directory looked into on the way (see resolve_traversed),
+        "/" first. Parts that do not exist are skipped: the caller reports a missing file. [] when safe.
+        """
+        resolved, traversed = self.resolve_traversed(host_path)
+        problems = []
+        for path in [resolved] + [directory for directory in traversed if directory != resolved]:
+            info = self.lstat(path)
+            if info is not None:
+                problems.extend((path, problem) for problem in ownership_problems(info, trusted_uid))
+        return problems
 
     def lstat(self, host_path: str) -> os.stat_result | None:
         try:

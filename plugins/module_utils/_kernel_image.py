@@ -2,7 +2,16 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Kernel image headers: is this file a kernel kexec can load, for which architecture, which release."""
+"""Kernel image headers: is this file a kernel kexec can load, for which architecture, which release.
+
+ELF files: kexec-tools boots ELF vmlinux kernels on x86_64/i386 (elf-x86_64, elf-x86), arm64
+(vmlinux) and riscv64 (elf-riscv), but any program is an ELF file too. An ELF is taken for a Linux
+kernel only when it is an executable (ET_EXEC/ET_DYN; arm64 vmlinux is ET_DYN) for this machine,
+asks for no program interpreter (PT_INTERP: /usr/bin/ls does, a kernel never does), and carries a
+note named "Linux" in a PT_NOTE segment, which every vmlinux has had since 4.18 (BUILD_SALT in
+init/version.c); kernel modules (ET_REL) and core files are refused. kexec_file_load takes ELF
+kernels only on riscv (x86_64 takes bzImage, arm64 Image): see file_load_refusal.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +45,22 @@ RISCV_MAGIC2 = b"RSC\x05"
 EFI_ZBOOT_MAGIC_OFFSET = 4
 EFI_ZBOOT_MAGIC = b"zimg"
 ELF_MAGIC = b"\x7fELF"
+ELF_CLASS_32 = 1
+ELF_CLASS_64 = 2
+ELF_DATA_LSB = 1
+ELF_DATA_MSB = 2
+ET_EXEC = 2
+ET_DYN = 3
+ELF_TYPE_NAMES = {0: "ELF file of no type", 1: "relocatable ELF object (a kernel module or .o)", 4: "ELF core dump"}
+PT_INTERP = 3
+PT_NOTE = 4
+ELF_LINUX_NOTE_NAME = b"Linux"
+ELF_MAX_NOTE_BYTES = 64 * 1024
+ELF_MAX_PROGRAM_HEADERS = 64
+# e_machine -> the image architecture of MACHINE_IMAGE_ARCH.
+ELF_MACHINE_ARCH = {3: "x86", 62: "x86", 183: "arm64", 243: "riscv", 20: "powerpc", 21: "powerpc", 22: "s390"}
+# Image architectures whose kexec_file_load has no ELF loader (arch/*/kernel/machine_kexec_file.c).
+ELF_FILE_LOAD_UNSUPPORTED = ("x86", "arm64")
 GZIP_MAGIC = b"\x1f\x8b"
 
 # The setup area is at most 255 + 1 sectors; the version string lives inside it.
@@ -91,6 +116,7 @@ class KernelImageInfo:
     boot_protocol: t.Optional[str] = None
     cmdline_size: t.Optional[int] = None
     size: int = 0
+    elf_machine: t.Optional[int] = None
 
     def as_dict(self) -> dict[str, t.Any]:
         return asdict(self)
@@ -148,8 +174,83 @@ def _gunzip_start(data: bytes, size: int) -> bytes:
         return b""
 
 
-def parse_kernel_image(path: str, data: bytes, file_size: int) -> KernelImageInfo:
-    """Identify a kernel image from its first bytes (data) and its size. path is only used in messages."""
+def _elf_read(data: bytes, read_at: t.Callable[[int, int], bytes], offset: int, size: int) -> bytes:
+    if offset + size <= len(data):
+        return data[offset:offset + size]
+    return read_at(offset, size) or data[offset:offset + size]
+
+
+def _elf_has_linux_note(notes: bytes, order: str) -> bool:
+    position = 0
+    while position + 12 <= len(notes):
+        namesz, descsz, _note_type = struct.unpack_from(order + "III", notes, position)
+        position += 12
+        name = notes[position:position + namesz].rstrip(b"\0")
+        if name == ELF_LINUX_NOTE_NAME:
+            return True
+        position += (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
+    return False
+
+
+def _parse_elf(path: str, data: bytes, file_size: int, read_at: t.Callable[[int, int], bytes]) -> KernelImageInfo:
+    """An ELF vmlinux, or KernelImageError naming what else the ELF file is (see the module docstring)."""
+    not_kernel = "pass the kernel image (/boot/vmlinuz-RELEASE)"
+    if len(data) < 52 or data[4] not in (ELF_CLASS_32, ELF_CLASS_64) or data[5] not in (ELF_DATA_LSB, ELF_DATA_MSB):
+        raise KernelImageError(f"{path} has an ELF magic but no valid ELF header: {not_kernel}")
+    order = "<" if data[5] == ELF_DATA_LSB else ">"
+    is_64 = data[4] == ELF_CLASS_64
+    e_type, e_machine = struct.unpack_from(order + "HH", data, 16)
+    if e_type not in (ET_EXEC, ET_DYN):
+        what = ELF_TYPE_NAMES.get(e_type, f"ELF file of type {e_type}")
+        raise KernelImageError(f"{path} is a {what}, not a Linux kernel: {not_kernel}")
+    if is_64:
+        if len(data) < 64:
+            raise KernelImageError(f"{path} is truncated: it ends inside the ELF header ({file_size} bytes)")
+        phoff = int(struct.unpack_from(order + "Q", data, 32)[0])
+        phentsize, phnum = struct.unpack_from(order + "HH", data, 54)
+        entry_format, offset_field, size_field = order + "IIQQQQ", 2, 5  # p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz
+    else:
+        phoff = int(struct.unpack_from(order + "I", data, 28)[0])
+        phentsize, phnum = struct.unpack_from(order + "HH", data, 42)
+        entry_format, offset_field, size_field = order + "IIIII", 1, 4  # p_type, p_offset, p_vaddr, p_paddr, p_filesz
+    entry_size = struct.calcsize(entry_format)
+    headers = _elf_read(data, read_at, phoff, phentsize * min(phnum, ELF_MAX_PROGRAM_HEADERS)) if phentsize >= entry_size else b""
+    linux_note = False
+    for index in range(len(headers) // phentsize if phentsize else 0):
+        fields = struct.unpack_from(entry_format, headers, index * phentsize)
+        p_type, p_offset, p_filesz = fields[0], int(fields[offset_field]), int(fields[size_field])
+        if p_type == PT_INTERP:
+            interpreter = _elf_read(data, read_at, p_offset, min(p_filesz, 256)).split(b"\0")[0].decode("ascii", errors="replace")
+            raise KernelImageError(
+                f"{path} is an ELF program (it asks for the interpreter {interpreter or 'named in PT_INTERP'}), "
+                f"not a Linux kernel: {not_kernel}"
+            )
+        if p_type == PT_NOTE and not linux_note:
+            linux_note = _elf_has_linux_note(_elf_read(data, read_at, p_offset, min(p_filesz, ELF_MAX_NOTE_BYTES)), order)
+    if not linux_note:
+        raise KernelImageError(
+            f"{path} is an ELF executable without the 'Linux' ELF note every vmlinux carries (since 4.18), "
+            f"so it is not taken for a Linux kernel: {not_kernel}"
+        )
+    return KernelImageInfo(
+        path=path, image_format="ELF vmlinux", arch=ELF_MACHINE_ARCH.get(e_machine), release=None, size=file_size, elf_machine=e_machine,
+    )
+
+
+def file_load_refusal(image: KernelImageInfo) -> str | None:
+    """Why kexec_file_load cannot load image, or None when it may (the kernel has the last word)."""
+    if image.image_format == "ELF vmlinux" and image.arch in ELF_FILE_LOAD_UNSUPPORTED:
+        return f"kexec_file_load on {image.arch} takes no ELF vmlinux ({image.path}), only the compressed kernel image (vmlinuz)"
+    return None
+
+
+def parse_kernel_image(
+    path: str, data: bytes, file_size: int, read_at: t.Optional[t.Callable[[int, int], bytes]] = None,
+) -> KernelImageInfo:
+    """Identify a kernel image from its first bytes (data) and its size. path is only used in messages.
+
+    read_at(offset, size) reads beyond data (an ELF's notes); without it only data is looked at.
+    """
     if len(data) >= X86_HEADER_MAGIC_OFFSET + 4 and data[X86_HEADER_MAGIC_OFFSET:X86_HEADER_MAGIC_OFFSET + 4] == X86_HEADER_MAGIC:
         if len(data) < X86_CMDLINE_SIZE + 4:
             raise KernelImageError(f"{path} is truncated: it ends inside the bzImage header ({file_size} bytes)")
@@ -161,7 +262,7 @@ def parse_kernel_image(path: str, data: bytes, file_size: int) -> KernelImageInf
     if data[:2] == b"MZ" and data[EFI_ZBOOT_MAGIC_OFFSET:EFI_ZBOOT_MAGIC_OFFSET + 4] == EFI_ZBOOT_MAGIC:
         return KernelImageInfo(path=path, image_format="EFI zboot", arch=None, release=None, size=file_size)
     if data[:4] == ELF_MAGIC:
-        return KernelImageInfo(path=path, image_format="ELF vmlinux", arch=None, release=None, size=file_size)
+        return _parse_elf(path, data, file_size, read_at or (lambda _offset, _size: b""))
     if data[:2] == GZIP_MAGIC:
         inner = _gunzip_start(data, ARM64_MAGIC_OFFSET + 4)
         if inner[ARM64_MAGIC_OFFSET:ARM64_MAGIC_OFFSET + 4] == ARM64_MAGIC:
@@ -196,16 +297,27 @@ def read_kernel_image(host: HostFiles, path: str, machine: str = "") -> KernelIm
     if info is None or data is None:
         raise KernelImageError(f"{path} cannot be read: check the path and the permissions")
     image_arch = MACHINE_IMAGE_ARCH.get(machine)
+    real = host.real(host.resolve(path))
+
+    def read_at(offset: int, size: int) -> bytes:
+        try:
+            with open(real, "rb") as handle:
+                handle.seek(offset)
+                return handle.read(size)
+        except (OSError, OverflowError, ValueError):
+            return b""
+
     try:
-        image = parse_kernel_image(path, data, info.st_size)
+        image = parse_kernel_image(path, data, info.st_size, read_at)
     except KernelImageError:
-        if machine and image_arch is None:
+        if machine and image_arch is None and data[:4] != ELF_MAGIC:
             # s390x/ppc64le images have no header we check; kexec itself judges them.
             return KernelImageInfo(path=path, image_format="unknown", arch=None, release=None, size=info.st_size)
         raise
-    if image_arch and image.arch and image.arch != image_arch:
+    if image_arch and image.arch != image_arch and (image.arch or image.elf_machine is not None):
+        arch = image.arch or f"ELF machine {image.elf_machine}"
         raise KernelImageError(
-            f"{path} is a kernel for {image.arch} ({image.image_format}) but this host is {machine}: "
+            f"{path} is a kernel for {arch} ({image.image_format}) but this host is {machine}: "
             f"pass a kernel built for {machine}"
         )
     return image

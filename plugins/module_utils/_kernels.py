@@ -18,6 +18,7 @@ from ansible_collections.fastreboot.kexec.plugins.module_utils._bootloader impor
     BootLoaderError,
 )
 from ansible_collections.fastreboot.kexec.plugins.module_utils._host import CommandRunner, HostFiles
+from ansible_collections.fastreboot.kexec.plugins.module_utils._paths import MODULE_DIRS, OSRELEASE, PROC_CMDLINE
 from ansible_collections.fastreboot.kexec.plugins.module_utils._kernel_image import (
     HEADER_READ_SIZE,
     KernelImageError,
@@ -36,10 +37,7 @@ SKIPPED_SUFFIXES = (
 )
 RESCUE_MARKER = "-0-rescue-"  # EL's generic rescue kernel is not an installed release
 MICROCODE_IMAGES = ("intel-ucode.img", "amd-ucode.img")
-MODULE_DIRS = ("/usr/lib/modules", "/lib/modules")
 KERNEL_INSTALL_SKIP = ("EFI", "efi", "loader", "grub", "grub2", "lost+found")
-OSRELEASE = "/proc/sys/kernel/osrelease"
-PROC_CMDLINE = "/proc/cmdline"
 
 
 class KernelSelectionError(ValueError):
@@ -66,6 +64,13 @@ class KernelChoice:
     selected_by: str
     entry: t.Optional[BootEntry] = None
     warnings: t.List[str] = field(default_factory=list)
+    # The path as given (option or boot entry), before symlinks were resolved: whoever can write a
+    # directory on that way decides what boots, so the file checks start from here.
+    requested: t.Optional[str] = None
+
+    @property
+    def path_to_check(self) -> str:
+        return self.requested or self.image
 
     @property
     def initrds(self) -> list[str] | None:
@@ -74,6 +79,20 @@ class KernelChoice:
     @property
     def options(self) -> str | None:
         return self.entry.options if self.entry else None
+
+
+def running_release(host: HostFiles) -> str | None:
+    """uname -r of the running kernel."""
+    return host.read_first_line(OSRELEASE) or None
+
+
+def module_dirs(host: HostFiles) -> list[str]:
+    """The kernel modules directories (one per installed release), each once when /lib is a symlink to /usr/lib."""
+    seen: dict[str, str] = {}
+    for base in MODULE_DIRS:
+        for path in host.glob(base, "*"):
+            seen.setdefault(host.resolve(path), path)
+    return list(seen.values())
 
 
 def _image_suffix(name: str) -> str | None:
@@ -94,7 +113,7 @@ class KernelInventory:
     # The running kernel -----------------------------------------------------------------------
 
     def running_release(self) -> str | None:
-        return self.host.read_first_line(OSRELEASE) or None
+        return running_release(self.host)
 
     def running_cmdline(self) -> str | None:
         text = self.host.read_text(PROC_CMDLINE)
@@ -102,38 +121,38 @@ class KernelInventory:
 
     # Releases and initramfs by naming ----------------------------------------------------------
 
-    def _module_dirs(self) -> list[str]:
-        seen: dict[str, str] = {}
-        for base in MODULE_DIRS:
-            for path in self.host.glob(base, "*"):
-                seen.setdefault(self.host.resolve(path), path)
-        return list(seen.values())
+    def release_of(self, image: str, header_release: str | None = None) -> str | None:
+        """The release of a kernel image (a resolved path), the one place it is derived.
 
-    def release_of(self, image: str) -> str | None:
-        """Release of an image: its file name, else its bzImage header, else the matching modules directory."""
-        release = release_from_file_name(image)
+        The version string in its header (what uname -r will say; header_release when the caller has read
+        the header already), else its file name, else the modules directory that matches its flavour.
+        """
+        if header_release is None:
+            stat_result = self.host.stat(image)
+            data = self.host.read_bytes(image, HEADER_READ_SIZE)
+            if stat_result is not None and data:
+                try:
+                    header_release = parse_kernel_image(image, data, stat_result.st_size).release
+                except KernelImageError:
+                    header_release = None
+        release = header_release or release_from_file_name(image)
         if release:
             return release
-        stat_result = self.host.stat(image)
-        data = self.host.read_bytes(image, HEADER_READ_SIZE)
-        if stat_result is not None and data:
-            try:
-                header_release = parse_kernel_image(image, data, stat_result.st_size).release
-            except KernelImageError:
-                header_release = None
-            if header_release:
-                return header_release
         flavor = _image_suffix(os.path.basename(image))
         if not flavor:
             return None
-        module_dirs = self._module_dirs()
-        for path in module_dirs:
+        installed_module_dirs = module_dirs(self.host)
+        for path in installed_module_dirs:
             # Arch: /usr/lib/modules/KVER/pkgbase names the package (linux, linux-lts).
             if (self.host.read_first_line(f"{path}/pkgbase") or "") == flavor:
                 return os.path.basename(path)
         # Alpine: vmlinuz-lts belongs to modules directory 6.6.58-0-lts.
-        matches = [os.path.basename(path) for path in module_dirs if os.path.basename(path).endswith("-" + flavor)]
+        matches = [os.path.basename(path) for path in installed_module_dirs if os.path.basename(path).endswith("-" + flavor)]
         return matches[0] if len(matches) == 1 else None
+
+    def release_or_name(self, image: str, header_release: str | None = None) -> str:
+        """release_of, or the file name when no release can be told (what the record and kexec_info then show)."""
+        return self.release_of(image, header_release) or os.path.basename(image)
 
     def initrds_for(self, image: str) -> tuple[list[str], str, list[str]]:
         """(initrds in load order, naming scheme, paths looked for) for a resolved kernel image path."""
@@ -178,7 +197,7 @@ class KernelInventory:
             resolved = self.host.resolve(path)
             if resolved in found:
                 return
-            release = release or os.path.basename(path)
+            release = release or self.release_or_name(resolved)
             if release in releases:
                 return  # vmlinux-KVER next to vmlinuz-KVER: keep the preferred one
             initrds, naming, _looked = self.initrds_for(resolved)
@@ -188,7 +207,7 @@ class KernelInventory:
         for prefix in IMAGE_PREFIXES:
             for path in self.host.glob(BOOT_DIR, prefix + "*"):
                 if self._is_kernel_file(path):
-                    add(path, self.release_of(self.host.resolve(path)))
+                    add(path, None)
         # kernel-install / systemd-boot layout: $BOOT/ENTRY-TOKEN/KVER/linux
         for esp in ESP_MOUNTS:
             for token_dir in self.host.glob(esp, "*"):
@@ -196,7 +215,7 @@ class KernelInventory:
                     continue
                 for version_dir in self.host.glob(token_dir, "*"):
                     if self.host.is_file(f"{version_dir}/linux"):
-                        add(f"{version_dir}/linux", os.path.basename(version_dir))
+                        add(f"{version_dir}/linux", None)
         self._installed = sorted(found.values(), key=lambda kernel: (version_key(kernel.release), kernel.image), reverse=True)
         return self._installed
 
@@ -251,7 +270,7 @@ class KernelInventory:
                     warnings=[f"kernel=default: {note}; using the newest installed kernel {latest.release} instead"],
                 )
             image = self.host.resolve(entry.image)
-            return KernelChoice(image=image, release=self.release_of(image), selected_by="default", entry=entry)
+            return KernelChoice(image=image, release=self.release_of(image), selected_by="default", entry=entry, requested=entry.image)
         if kernel == "latest":
             chosen = self.latest()
             return KernelChoice(image=chosen.image, release=chosen.release, selected_by="latest")
@@ -264,7 +283,7 @@ class KernelInventory:
                 "pass e.g. kernel=/boot/vmlinuz-6.1.0-26-amd64 or kernel=latest"
             )
         image = self.host.resolve(kernel)
-        return KernelChoice(image=image, release=self.release_of(image), selected_by="path")
+        return KernelChoice(image=image, release=self.release_of(image), selected_by="path", requested=kernel)
 
     # Facts for kexec_info ----------------------------------------------------------------------
 

@@ -16,8 +16,10 @@ LOAD_ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "kernel": {"type": "str", "default": "default"},
     "initrd": {"type": "raw", "default": "auto"},
     "cmdline": {"type": "str"},
-    "append": {"type": "list", "elements": "str", "default": []},
-    "remove": {"type": "list", "elements": "str", "default": []},
+    # raw, not list: Ansible's list type splits a string on commas (console=ttyS0,115200); a string or
+    # each list item is split like a command line instead (_cmdline.option_params).
+    "append": {"type": "raw", "default": []},
+    "remove": {"type": "raw", "default": []},
     "syscall": {"type": "str", "default": "auto", "choices": ["auto", "file", "legacy"]},
     "allow_unsafe_files": {"type": "bool", "default": False},
 }

@@ -11,20 +11,14 @@ import platform
 import re
 import typing as t
 
+from ansible_collections.fastreboot.kexec.plugins.module_utils import _codes as codes
 from ansible_collections.fastreboot.kexec.plugins.module_utils._host import CommandRunner, HostFiles
-from ansible_collections.fastreboot.kexec.plugins.module_utils._kernels import KernelInventory
-from ansible_collections.fastreboot.kexec.plugins.module_utils._record import (
-    KEXEC_CRASH_LOADED,
-    KEXEC_LOADED,
-    RecordStore,
-    current_boot_id,
-    read_flag,
-    record_problem,
-)
+from ansible_collections.fastreboot.kexec.plugins.module_utils._kernels import running_release
+from ansible_collections.fastreboot.kexec.plugins.module_utils._paths import KEXEC_CRASH_LOADED, KEXEC_LOAD_DISABLED, KEXEC_LOADED
+from ansible_collections.fastreboot.kexec.plugins.module_utils._record import read_flag
 
 KEXEC_ROLE_HINT = "install it with the fastreboot.kexec.kexec role (or the kexec-tools package)"
-KEXEC_LOAD_DISABLED = "/proc/sys/kernel/kexec_load_disabled"
-# The one problem that stops loading but not the jump into an image loaded before the switch was set.
+# The text of the problem coded _codes.LOAD_DISABLED (compare the code, not this text).
 LOAD_DISABLED_PROBLEM = (
     "kernel.kexec_load_disabled=1 forbids kexec until the next cold boot (the switch is one-way): "
     "reboot normally, and do not set it in sysctl.d if you want kexec"
@@ -37,8 +31,6 @@ CAP_SYS_BOOT = 22
 CONTAINER_FILES = {"/run/.containerenv": "podman", "/.dockerenv": "docker"}
 CGROUP_HINTS = ("docker", "kubepods", "lxc", "containerd", "libpod")
 PROC_CONFIG = "/proc/config.gz"
-REBOOT_REQUIRED_FLAG = "/run/reboot-required"
-REBOOT_REQUIRED_PKGS = "/run/reboot-required.pkgs"
 LOCKDOWN_ACTIVE = ("integrity", "confidentiality")
 
 
@@ -122,7 +114,7 @@ class SupportProbe:
 
     def probe(self) -> dict[str, t.Any]:
         kexec_path = self.kexec_path()
-        release = self.host.read_first_line("/proc/sys/kernel/osrelease")
+        release = running_release(self.host)
         config = _kernel_config(self.host, release)
         disabled = read_flag(self.host, KEXEC_LOAD_DISABLED)
         lockdown = self.lockdown()
@@ -147,8 +139,10 @@ class SupportProbe:
             "kexec_loaded": read_flag(self.host, KEXEC_LOADED),
             "kexec_crash_loaded": read_flag(self.host, KEXEC_CRASH_LOADED),
         }
-        problems = support_problems(facts)
+        coded = coded_support_problems(facts)
+        problems = [text for _code, text in coded]
         facts["problems"] = problems
+        facts["problem_codes"] = [code for code, _text in coded]
         facts["supported"] = not problems
         facts["verdict"] = support_verdict(facts, problems)
         return facts
@@ -159,30 +153,35 @@ def legacy_blocked(facts: dict[str, t.Any]) -> bool:
     return facts.get("lockdown") in LOCKDOWN_ACTIVE or facts.get("secure_boot") == "enabled"
 
 
-def support_problems(facts: dict[str, t.Any]) -> list[str]:
-    """Everything that stops a kexec on this host, each with what to do about it."""
+def coded_support_problems(facts: dict[str, t.Any]) -> list[tuple[str, str]]:
+    """Everything that stops a kexec on this host: (code from _codes, text saying what to do about it)."""
     problems = []
     if facts.get("container"):
-        problems.append(
+        problems.append((codes.CONTAINER, (
             f"this is a {facts['container']} container: kexec replaces the host's kernel and needs the host; "
             "run the task against the host (or VM) instead"
-        )
+        )))
     if facts.get("cap_sys_boot") is False:
-        problems.append("the process lacks CAP_SYS_BOOT: run as root (become: true)")
+        problems.append((codes.NO_CAP_SYS_BOOT, "the process lacks CAP_SYS_BOOT: run as root (become: true)"))
     if facts.get("kexec_load_disabled"):
-        problems.append(LOAD_DISABLED_PROBLEM)
+        problems.append((codes.LOAD_DISABLED, LOAD_DISABLED_PROBLEM))
     syscalls = facts.get("syscalls") or {}
     if not facts.get("kexec_load_disabled") and syscalls.get("file") is False and syscalls.get("legacy") is False:
         if facts.get("lockdown") in LOCKDOWN_ACTIVE:
-            problems.append(
+            problems.append((codes.LOCKDOWN_WITHOUT_FILE_SYSCALL, (
                 f"lockdown={facts['lockdown']} forbids kexec_load and the kernel lacks kexec_file_load "
                 "(CONFIG_KEXEC_FILE): use a kernel with CONFIG_KEXEC_FILE or reboot normally"
-            )
+            )))
         else:
-            problems.append("the kernel has neither CONFIG_KEXEC nor CONFIG_KEXEC_FILE: use a kernel built with kexec support")
+            problems.append((codes.KERNEL_WITHOUT_KEXEC, "the kernel has neither CONFIG_KEXEC nor CONFIG_KEXEC_FILE: use a kernel built with kexec support"))
     if not facts.get("kexec_path"):
-        problems.append(f"the kexec program (kexec-tools) is not installed: {KEXEC_ROLE_HINT}")
+        problems.append((codes.KEXEC_TOOLS_MISSING, f"the kexec program (kexec-tools) is not installed: {KEXEC_ROLE_HINT}"))
     return problems
+
+
+def support_problems(facts: dict[str, t.Any]) -> list[str]:
+    """The texts of coded_support_problems."""
+    return [text for _code, text in coded_support_problems(facts)]
 
 
 def support_verdict(facts: dict[str, t.Any], problems: list[str]) -> str:
@@ -194,56 +193,3 @@ def support_verdict(facts: dict[str, t.Any], problems: list[str]) -> str:
         usable.remove("legacy")
     note = " (signed kernels only: Secure Boot/lockdown)" if legacy_blocked(facts) else ""
     return f"kexec possible with kexec-tools {facts.get('kexec_tools_version') or '(unknown version)'}, syscalls: {', '.join(usable)}{note}"
-
-
-def reboot_required(inventory: KernelInventory, runner: CommandRunner, default_release: str | None) -> list[str]:
-    """Reasons why this host should reboot: newer default kernel, distribution flags. Empty when none."""
-    host = inventory.host
-    reasons = []
-    running = inventory.running_release()
-    target = default_release
-    source = "the boot loader's default kernel"
-    if target is None:
-        kernels = inventory.installed()
-        target = kernels[0].release if kernels else None
-        source = "the newest installed kernel"
-    if target and running and target != running:
-        reasons.append(f"{source} is {target} but {running} is running")
-    if host.exists(REBOOT_REQUIRED_FLAG):
-        packages = (host.read_text(REBOOT_REQUIRED_PKGS) or "").split()
-        detail = f" (packages: {', '.join(sorted(set(packages)))})" if packages else ""
-        reasons.append(f"{REBOOT_REQUIRED_FLAG} exists{detail}")
-    needs_restarting = runner.find("needs-restarting")
-    if needs_restarting:
-        rc, _out, _err = runner.run([needs_restarting, "-r"])
-        if rc == 1:
-            reasons.append("needs-restarting -r says a reboot is required")
-    module_dirs = [path for base in ("/usr/lib/modules", "/lib/modules") for path in host.glob(base, "*")]
-    if running and module_dirs and not any(path.endswith("/" + running) for path in module_dirs):
-        reasons.append(f"the modules of the running kernel {running} are gone (its package was removed or upgraded)")
-    return reasons
-
-
-def gather_info(host: HostFiles, runner: CommandRunner, machine: str | None = None) -> dict[str, t.Any]:
-    """Everything kexec_info returns: support, loaded, kernels, reboot_required(_reasons)."""
-    support = SupportProbe(host, runner, machine).probe()
-    inventory = KernelInventory(host, runner)
-    kernels = inventory.describe()
-    record = RecordStore(host).read()
-    boot_id = current_boot_id(host)
-    problem = record_problem(record, boot_id, support["kexec_loaded"])
-    loaded = {
-        "kexec_loaded": support["kexec_loaded"],
-        "kexec_crash_loaded": support["kexec_crash_loaded"],
-        "record": record if problem is None else None,
-        "record_problem": problem if support["kexec_loaded"] else None,
-        "boot_id": boot_id,
-    }
-    reasons = reboot_required(inventory, runner, (kernels.get("default") or {}).get("release"))
-    return {
-        "support": support,
-        "loaded": loaded,
-        "kernels": kernels,
-        "reboot_required": bool(reasons),
-        "reboot_required_reasons": reasons,
-    }

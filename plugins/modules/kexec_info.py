@@ -69,6 +69,15 @@ support:
       type: list
       elements: str
       sample: []
+    problem_codes:
+      description:
+        - The code of each entry of RV(support.problems), in the same order, for playbooks and plugins
+          to compare instead of the text, which may change.
+        - V(container), V(no_cap_sys_boot), V(kexec_load_disabled), V(lockdown_without_kexec_file_load),
+          V(kernel_without_kexec), V(kexec_tools_missing).
+      type: list
+      elements: str
+      sample: [kexec_tools_missing]
     arch:
       description: The machine architecture (C(uname -m)).
       type: str
@@ -144,7 +153,11 @@ loaded:
         syscall: file
         loaded_at: "2026-01-05T10:00:00Z"
     record_problem:
-      description: Why an image is loaded but no valid record describes it (V(no record), V(record of an earlier boot)), else null.
+      description:
+        - Why no valid record describes the loaded image (V(no record), V(record of an earlier boot)), else null.
+        - >-
+          V(untrusted record: <reason>) when C(/run/fastreboot-kexec) or its C(loaded.json) is a symlink, not owned by root
+          or writable by group or others; such a record is not used.
       type: str
       sample: null
     boot_id:
@@ -208,7 +221,7 @@ reboot_required_reasons:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fastreboot.kexec.plugins.module_utils._host import HostFiles, ModuleRunner
-from ansible_collections.fastreboot.kexec.plugins.module_utils._support import gather_info
+from ansible_collections.fastreboot.kexec.plugins.module_utils._info import gather_info
 
 
 def main() -> None:

@@ -14,10 +14,17 @@ description:
     (or, with systemd 255 and newer, any C(systemctl reboot)) boots it without firmware POST and boot loader.
   - Picks the kernel the way a cold boot would (the boot loader's default entry), or the newest, or the
     running one, or a path; derives the initramfs and the command line.
-  - Everything is checked before C(kexec) runs, because the kernel drops the loaded image as soon as a
-    new load starts. Bad input never drops a loaded image.
-  - Keeps a record of what it loaded in this boot in C(/run/fastreboot-kexec/loaded.json) (mode C(0600)).
-    When the same kernel, initramfs and command line are already loaded in this boot, nothing changes.
+  - Everything is checked before C(kexec) runs, so bad input changes nothing on the host.
+  - A C(kexec -l) that fails replaces nothing - the kernel swaps in a new image only once it is fully
+    loaded - so the image loaded before stays loaded, and its record stays valid.
+  - Keeps a record of what it loaded in this boot in C(/run/fastreboot-kexec/loaded.json) (mode C(0600),
+    directory C(0700); a directory or record not owned by root, or a symlink there, is refused).
+    When the record says the same kernel, initramfs and command line are loaded in this boot, nothing changes.
+  - What idempotence can know - the kernel only tells I(that) an image is loaded (C(/sys/kernel/kexec_loaded)),
+    never I(which) one. So an image unloaded, or loaded when none was, by someone else is seen; but a
+    C(kexec -l) by someone else after ours, while something stays loaded, is invisible, and this module
+    reports "already loaded". Use O(force=true) to load regardless; M(fastreboot.kexec.kexec_reboot) does,
+    so that what it boots is what it loaded.
   - Does not reboot. Use the M(fastreboot.kexec.kexec_reboot) action for the whole reboot.
 author:
   - fastreboot.kexec contributors (@fastreboot)
@@ -48,10 +55,22 @@ options:
     type: str
     choices: [loaded, unloaded]
     default: loaded
+  force:
+    description:
+      - Load even when the record says the requested image is loaded already (RV(reloaded_reason=forced)).
+      - Without it, the record decides, and the record cannot see a load by someone else after ours.
+      - Ignored with O(state=unloaded).
+    type: bool
+    default: false
 notes:
-  - The command line is limited to 2047 bytes on x86_64 and arm64 (less when the bzImage header says so);
-    longer lines, line breaks and NUL bytes are refused.
-  - Under Secure Boot only kernels signed by a trusted key can be loaded (C(kexec_file_load)).
+  - The command line must fit what the new kernel and the system call accept (see O(cmdline)); longer
+    lines, line breaks and NUL bytes are refused.
+  - Under Secure Boot/lockdown only kernels signed by a key the kernel trusts can be loaded, with C(kexec_file_load)
+    (Debian's kernels are). An unsigned kernel or one signed by an untrusted key is refused with a message that
+    names the file; C(kexec_load) is never tried then. O(state=unloaded) unloads with C(kexec -s -u) there, since
+    C(kexec -u) is C(kexec_load) in kexec-tools before 2.0.27 and refused under lockdown.
+  - The kernel, the initramfs and every directory on the way to them (symlinks followed, their directories
+    included) must be owned by root and not writable by group or others, unless O(allow_unsafe_files=true).
   - While an image is loaded, systemd turns the next ordinary reboot (C(systemctl reboot), C(reboot),
     C(shutdown -r)) into a kexec into that image; seen on Debian 12 (systemd 252) and 13 (systemd 257).
     The role C(fastreboot.kexec.kexec) (C(kexec_every_reboot=false)) installs a guard unit that unloads such an
@@ -152,7 +171,8 @@ syscall:
 reloaded_reason:
   description:
     - Why a load was needed - V(not loaded), V(no record) (an image loaded by something else),
-      V(request differs), V(record of an earlier boot); null when the image was already loaded.
+      V(request differs), V(record of an earlier boot), V(forced) (O(force=true) and the record matched);
+      null when the record says the image was already loaded.
   returned: when O(state=loaded)
   type: str
   sample: not loaded
@@ -211,6 +231,31 @@ support:
     cap_sys_boot: true
     kexec_loaded: false
     kexec_crash_loaded: false
+would_fail_because:
+  description:
+    - In check mode, what this host lacks that a real run needs (for now a missing kexec-tools, which the
+      role C(fastreboot.kexec.kexec) may install first); check mode then reports C(changed) with a warning.
+    - Null when nothing is known to stop a real run, and always null outside check mode (a real run fails instead).
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "the kexec program (kexec-tools) is not installed: install it with the fastreboot.kexec.kexec role (or the kexec-tools package)"
+failure_code:
+  description:
+    - What kind of failure stopped the task, for playbooks and plugins to decide by, rather than by RV(msg).
+    - V(unsupported) - the host cannot kexec (kexec-tools missing, C(kernel.kexec_load_disabled=1), no kexec in the
+      kernel configuration, a container, no C(CAP_SYS_BOOT), lockdown with a kernel without C(kexec_file_load)).
+    - V(signature) - the kernel refused the image's signature, or lockdown or an IMA policy refused C(kexec_load).
+    - V(input) - the request cannot work (a kernel or initramfs file, an option, the command line); fix the task.
+    - V(kexec) - C(kexec) failed otherwise.
+    - V(record) - the record directory C(/run/fastreboot-kexec) or a file in it could not be used or written.
+    - M(fastreboot.kexec.kexec_reboot) with O(fastreboot.kexec.kexec_reboot#module:cold_fallback=true) reboots
+      cold after V(unsupported) and V(signature).
+  returned: failure
+  type: str
+  choices: [unsupported, signature, input, kexec, record]
+  sample: unsupported
 msg:
   description: What happened, in one line.
   returned: always

@@ -12,12 +12,21 @@ module: kexec_reboot
 short_description: Reboot a Linux host through kexec, wait for it and prove which kernel booted
 version_added: 0.1.0
 description:
-  - Loads the next kernel with M(fastreboot.kexec.kexec_load) (idempotent, same options) unless O(use_loaded=true),
-    checks that the host can kexec, reboots it through kexec - skipping firmware POST and the boot loader - waits for
-    it, and proves that the new boot runs the loaded kernel release and command line.
-  - Nothing irreversible happens before every check passed. Bad options, a host that cannot kexec (no C(kexec)
-    binary, C(kernel.kexec_load_disabled), a container, lockdown against the chosen syscall), an image that did not
-    load, or a host without systemd under O(method=auto) fail the task without a reboot.
+  - Checks the host, loads the next kernel with M(fastreboot.kexec.kexec_load) (same options) unless
+    O(use_loaded=true), reboots it through kexec - skipping firmware POST and the boot loader - waits for it, and
+    proves that the new boot runs the loaded kernel release and command line.
+  - The load runs in this task, right before the trigger, with C(force=true) - whatever was loaded before, by this
+    collection or anything else, is replaced - so that what the proof compares with is what this task loaded. The
+    kernel offers no way to read back a loaded image.
+  - Nothing changes on the host before every check that can refuse has passed - bad options, the C(local) connection,
+    the controller itself, a host without systemd under O(method=auto), a program of the trigger missing from
+    O(search_paths), a failing O(boot_time_command). Then the load runs; a host that cannot kexec (no C(kexec) binary,
+    C(kernel.kexec_load_disabled), a container, lockdown against the chosen syscall) or an image that did not load
+    fail the task without a reboot - or, with O(cold_fallback=true), a host that cannot kexec gets an ordinary reboot
+    instead.
+  - A drop-in for M(ansible.builtin.reboot) - its options are accepted with its meaning (O(search_paths),
+    O(boot_time_command), float and negative delays, O(test_command), O(msg), O(reboot_timeout), O(connect_timeout));
+    O(reboot_command) only together with O(cold_fallback=true). It returns RV(rebooted) and RV(elapsed) like the builtin.
   - By default the reboot is a clean shutdown with C(systemctl kexec) (services stopped, file systems unmounted).
     C(systemctl --no-block kexec) queues the job and returns at once, so a refusal fails the task at once and the
     task does not depend on the login that sent it; a connection that drops at that moment is expected. With
@@ -28,7 +37,11 @@ description:
     answers, reading C(/proc/sys/kernel/random/boot_id), C(uname -r) and C(/proc/cmdline) in one login. It sees
     the new boot's sshd answer within about a second of sshd starting (RV(timings.sshd_answered)) and logs in at
     once; that first login then takes as long as the host needs for key exchange and its PAM session. Each login
-    is bounded (O(connect_timeout) plus 10 seconds) and abandoned, with the connection reset, when it hangs.
+    is bounded (O(connect_timeout) plus 10 seconds) and abandoned when it hangs - its ssh process is killed and the
+    connection reset in the background. The host name is resolved once, before the reboot, so no DNS lookup runs in
+    the wait.
+  - Progress, one line per phase and host, at C(-v) - loaded, shutdown started, host down, sshd back, new boot seen,
+    new boot proven, boot finished; every probe at C(-vvv). Each line starts with the host name.
   - The banner probe is used only when the connection is SSH and the host's SSH port answers with a banner before
     the reboot (an C(ssh_config) C(ProxyJump) or C(HostName) alias does not); otherwise the task waits by logins.
   - systemd silently falls back to a normal firmware reboot when C(kexec -e) fails. The task therefore compares the
@@ -36,6 +49,9 @@ description:
     differ, unless O(allow_fallback=true).
   - The C(local) connection is refused, and so is a host whose boot_id equals the controller's, because both would
     reboot the controller.
+  - When the login that sends the trigger fails in a way that proves the command never ran (it never connected, or
+    privilege escalation failed - a become timeout, a wrong or missing sudo password), the task fails at once with
+    that cause. A connection that drops while the command runs is taken as the host going down.
 extends_documentation_fragment:
   - fastreboot.kexec.load_options
   - action_common_attributes
@@ -73,17 +89,20 @@ options:
     default: auto
   pre_reboot_delay:
     description:
-      - Seconds to wait on the host, after the task triggers the reboot, before the shutdown starts. Exact seconds
-        (a systemd timer, or C(sleep) without systemd), not rounded to minutes.
+      - Seconds to wait on the host, after the task triggers the reboot, before the shutdown starts. Whole seconds
+        (a systemd timer, or C(sleep) without systemd), not rounded to minutes as M(ansible.builtin.reboot) does on
+        Linux.
+      - Like the builtin, a fraction is dropped and a negative value means 0.
       - O(reboot_timeout) counts from the end of this delay.
-    type: int
+    type: float
     default: 0
   post_reboot_delay:
     description:
       - Seconds the controller waits after the host is back and verified (new boot, proof, O(test_command), boot
-        finished), before the task returns - for services that need time to settle.
+        finished), before the task returns - for services that need time to settle. Fractions count; a negative
+        value means 0, like M(ansible.builtin.reboot).
       - Not counted in O(reboot_timeout); it lengthens the task by exactly this much.
-    type: int
+    type: float
     default: 0
   reboot_timeout:
     description:
@@ -107,6 +126,39 @@ options:
         before the task does. It is retried until it succeeds or O(reboot_timeout) passes.
     type: str
     default: whoami
+  boot_time_command:
+    description:
+      - Option of M(ansible.builtin.reboot) - a command whose output changes with every boot.
+      - The new boot is always told by its boot_id (C(/proc/sys/kernel/random/boot_id), read in the state login); the
+        default is the builtin's default command, which reads the same and adds nothing.
+      - Any other command is run (with become, like the builtin) before the reboot - it must succeed and print
+        something - and again once the new boot_id is seen, until its output differs from the first one, within
+        O(reboot_timeout). A command whose output changes at every run therefore proves nothing.
+    type: str
+    default: cat /proc/sys/kernel/random/boot_id
+  search_paths:
+    description:
+      - Option of M(ansible.builtin.reboot) (where it looks for C(shutdown)) - the folders where the trigger's
+        programs C(systemctl), C(systemd-run), C(kexec) and C(setsid) are looked up on the host, in order, before the
+        default folders, so that a list made for the builtin (such as C(/lib/molly-guard)) keeps working.
+      - The trigger runs them by absolute path; C(PATH) on the host is not used for them. A program the chosen method
+        needs that is in none of the folders fails the task before anything changes on the host.
+      - Each entry must be an absolute folder of letters, digits and C(._+@-).
+      - M(fastreboot.kexec.kexec_load) finds C(kexec) for the load on its own.
+    type: list
+    elements: str
+    default: [/sbin, /bin, /usr/sbin, /usr/bin, /usr/local/sbin]
+  reboot_command:
+    description:
+      - Option of M(ansible.builtin.reboot) - here the command of the cold reboot of O(cold_fallback), used only when
+        the host cannot kexec. It runs through C(/bin/sh) with become, like the builtin runs it, after the C(wall) of
+        O(msg) and the removal of the kexec-requested marker; O(pre_reboot_delay) is waited on the controller before
+        it runs. Unset, the cold reboot is C(systemctl --no-block reboot), or C(shutdown -r now) without systemd.
+      - Without O(cold_fallback=true) it is refused - the task fails before anything runs - because this action starts
+        the kexec itself (C(systemctl kexec) after writing the marker that the role's guard checks, or
+        C(sync; kexec -e)); a command of its own would reboot through firmware or be stopped by the guard. Choose the
+        kexec trigger with O(method); for a normal firmware reboot everywhere use M(ansible.builtin.reboot).
+    type: str
   wait_for_boot_finished:
     description:
       - Wait until C(systemctl is-system-running) reports V(running) or V(degraded) (with a warning), so that the next
@@ -120,6 +172,30 @@ options:
         the kexec did not happen (systemd falls back to a normal reboot when C(kexec -e) fails), or the new kernel
         crashed and the machine reset. By default the task fails and names both kernels.
       - V(true) accepts such a reboot with a warning and RV(fallback=true).
+      - Not the same as O(cold_fallback), which reboots the ordinary way a host that cannot kexec at all.
+    type: bool
+    default: false
+  cold_fallback:
+    description:
+      - V(true) gives a host that cannot kexec an ordinary (cold) reboot instead of failing the task, for fleets where
+        some hosts cannot kexec. The result then says RV(method=cold) and why, in RV(cold_fallback_reason).
+      - It applies only when the refusal comes before the trigger - never once a kexec reboot has started - and only
+        to refusals that say the host cannot kexec, by the codes of M(fastreboot.kexec.kexec_load) - its
+        RV(fastreboot.kexec.kexec_load#module:failure_code) V(unsupported) (kexec-tools missing,
+        C(kernel.kexec_load_disabled=1), no kexec in the kernel, a container, no C(CAP_SYS_BOOT), lockdown without
+        C(kexec_file_load)) or V(signature) (the kernel refused the image's signature, or lockdown refused
+        C(kexec_load)); with O(use_loaded=true) the support facts of M(fastreboot.kexec.kexec_info) that rule out the
+        jump. The C(kexec) program missing from O(search_paths) with O(method=immediate) counts too. A bad request - a
+        missing file, a bad option or command line - still fails the task, and nothing is rebooted.
+      - The cold reboot removes the kexec-requested marker first (so that the role's guard unloads a loaded image),
+        then runs C(systemctl --no-block reboot) with C(SYSTEMCTL_SKIP_AUTO_KEXEC=1) (systemd 255 and newer would
+        otherwise kexec into a loaded image), or C(shutdown -r now) detached on hosts without systemd, both looked up
+        in O(search_paths); or O(reboot_command). O(msg), O(pre_reboot_delay), O(reboot_timeout), O(test_command),
+        O(boot_time_command) and O(wait_for_boot_finished) apply as for a kexec.
+      - The proof of a cold reboot is the new boot alone (a new boot_id, and O(boot_time_command) when set); no
+        kernel release or command line is expected.
+      - In a container the cold reboot is what M(ansible.builtin.reboot) would do there; it cannot reboot the
+        container's host either.
     type: bool
     default: false
   msg:
@@ -143,8 +219,9 @@ attributes:
   check_mode:
     support: full
     details:
-      - Runs M(fastreboot.kexec.kexec_load) in check mode (what would be loaded), reads the host's state and reports
-        the method and trigger that would run. Nothing is loaded and nothing reboots.
+      - Reads the host's state, runs M(fastreboot.kexec.kexec_load) in check mode (what would be loaded) and reports
+        the method and trigger that would run - V(cold) and RV(cold_fallback_reason) for a host that O(cold_fallback)
+        would reboot cold. Nothing is loaded and nothing reboots.
   connection:
     support: full
     details:
@@ -156,9 +233,12 @@ attributes:
   platform:
     platforms: linux
 notes:
-  - With O(method=systemd) the task writes C(/run/fastreboot-kexec/kexec-requested) (mode 0600) just before
-    C(systemctl kexec); the guard unit of the role C(fastreboot.kexec.kexec) lets a kexec through only when that
-    file exists, so that ordinary reboots stay cold while an image is loaded.
+  - With O(method=systemd) the task writes C(/run/fastreboot-kexec/kexec-requested) (mode 0600, in a root-owned 0700
+    folder, through a temporary file and a rename) just before C(systemctl kexec) - the boot_id of the current boot
+    and the time the kexec is due. The guard unit of the role C(fastreboot.kexec.kexec) lets a kexec through only for
+    a marker of the current boot at most 10 minutes past due, so that ordinary reboots stay cold while an image is
+    loaded. The task removes the marker again when the reboot did not start (the trigger failed or never ran, or the
+    old boot still answered at the deadline).
   - Works with C(become), forks and C(serial), and ad hoc - C(ansible all -b -m fastreboot.kexec.kexec_reboot -a kernel=latest).
   - The probes that read boot_id log in as the connection user without become. While a host boots, C(/run/nologin)
     refuses users other than root until C(systemd-user-sessions.service) has started; those logins count as not back yet.
@@ -204,6 +284,25 @@ EXAMPLES = r"""
     pre_reboot_delay: 10
     msg: Rebooting in 10 seconds
 
+- name: A task written for ansible.builtin.reboot, with only the module name changed
+  fastreboot.kexec.kexec_reboot:
+    msg: Rebooting for a kernel update
+    post_reboot_delay: 1.5
+    connect_timeout: 20
+    test_command: uptime
+    search_paths: [/lib/molly-guard, /sbin, /usr/sbin, /bin, /usr/bin]
+    boot_time_command: cat /proc/sys/kernel/random/boot_id
+
+- name: Kexec where possible, an ordinary reboot on hosts that cannot kexec (a mixed fleet)
+  fastreboot.kexec.kexec_reboot:
+    cold_fallback: true
+  register: reboot
+
+- name: Say which hosts rebooted cold, and why
+  ansible.builtin.debug:
+    msg: "rebooted cold: {{ reboot.cold_fallback_reason }}"
+  when: reboot.method == 'cold'
+
 - name: Accept a firmware reboot if kexec fails, and report it
   fastreboot.kexec.kexec_reboot:
     allow_fallback: true
@@ -216,7 +315,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 rebooted:
-  description: Whether the host came back in a new boot (a new boot_id was seen). V(false) in check mode.
+  description:
+    - Whether the host came back in a new boot (a new boot_id was seen).
+    - V(false) in check mode and when the task failed before the host came back; M(ansible.builtin.reboot) says
+      V(true) in both cases.
   returned: always
   type: bool
   sample: true
@@ -226,7 +328,12 @@ changed:
   type: bool
   sample: true
 elapsed:
-  description: Seconds from the trigger to the end of the task, O(pre_reboot_delay) and O(post_reboot_delay) included.
+  description:
+    - Seconds from the trigger to the end of the task, O(pre_reboot_delay) and O(post_reboot_delay) included, with two
+      decimals.
+    - M(ansible.builtin.reboot) returns whole seconds (an integer); a number either way, so comparisons and
+      arithmetic work alike (C(elapsed | int) gives the builtin's value).
+    - V(0.0) when the task failed before the trigger.
   returned: always
   type: float
   sample: 31.42
@@ -290,16 +397,28 @@ boot_id_after:
   type: str
   sample: 3e9b7a52-6c0d-4f1e-8b2a-9d4c5e6f7a81
 method:
-  description: How the reboot was (or in check mode would be) triggered - V(systemd) or V(immediate).
+  description:
+    - How the reboot was (or in check mode would be) triggered - V(systemd) or V(immediate) for a kexec, V(cold) for
+      the ordinary reboot of O(cold_fallback).
   returned: when the preflight passed
   type: str
   sample: systemd
+cold_fallback_reason:
+  description: Why the host could not kexec and got an ordinary reboot instead (O(cold_fallback=true)).
+  returned: when RV(method) is V(cold)
+  type: str
+  sample: >-
+    kernel.kexec_load_disabled=1 forbids kexec until the next cold boot (the switch is one-way): reboot normally,
+    and do not set it in sysctl.d if you want kexec
 trigger:
-  description: The command (argv) that starts the detached reboot on the host.
+  description:
+    - The command (argv) that starts the detached reboot on the host, its programs by absolute path (O(search_paths)).
+    - For a cold reboot an environment assignment may come first (C(SYSTEMCTL_SKIP_AUTO_KEXEC=1)), as C(env) takes it;
+      with O(reboot_command), C(/bin/sh -c) and that command.
   returned: when the preflight passed
   type: list
   elements: str
-  sample: [systemctl, --no-block, kexec]
+  sample: [/usr/bin/systemctl, --no-block, kexec]
 probe:
   description: How the wait noticed the host - V(ssh_banner) (banner, then one login) or V(login) (logins only).
   returned: when the preflight passed
@@ -309,6 +428,7 @@ fallback:
   description:
     - V(true) when the new boot does not run the loaded release and command line - the host went through firmware.
       The task fails then unless O(allow_fallback=true).
+    - Always V(false) for the cold reboot of O(cold_fallback) (RV(method=cold)), where nothing was expected of the kernel.
   returned: always
   type: bool
   sample: false

@@ -12,16 +12,19 @@ on its own line behind a fixed key, and a value is taken only when its line is i
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
+
+from ansible_collections.fastreboot.kexec.plugins.module_utils._paths import BOOT_ID, KEXEC_LOADED
 
 # One fixed command (no user input): boot_id, kernel release and command line in ONE login, plus
 # whether systemd runs and whether a kexec image is loaded, which the preflight needs anyway.
 HOST_STATE_COMMAND = (
-    "printf 'fastreboot-boot-id=%s\\n' \"$(cat /proc/sys/kernel/random/boot_id)\"; "
+    f"printf 'fastreboot-boot-id=%s\\n' \"$(cat {shlex.quote(BOOT_ID)})\"; "
     "printf 'fastreboot-release=%s\\n' \"$(uname -r)\"; "
     "printf 'fastreboot-cmdline=%s\\n' \"$(cat /proc/cmdline)\"; "
     "if [ -d /run/systemd/system ]; then echo fastreboot-systemd=yes; else echo fastreboot-systemd=no; fi; "
-    "printf 'fastreboot-kexec-loaded=%s\\n' \"$(cat /sys/kernel/kexec_loaded 2>/dev/null)\""
+    f"printf 'fastreboot-kexec-loaded=%s\\n' \"$(cat {shlex.quote(KEXEC_LOADED)} 2>/dev/null)\""
 )
 
 # `systemctl is-system-running` prints one of these words (systemd.1, is-system-running).

@@ -10,18 +10,24 @@ after the deadline and never sleeps past it. Clock and sleep are injected so tes
 
 NewBootProbe is the attempt that notices the new boot: a TCP connect to sshd that reads the
 `SSH-2.0-` banner (microseconds of host work, no login), and only once a banner is seen, one login
-that reads boot_id, release and command line (HOST_STATE_COMMAND). TestCommandProbe and
-BootFinishedProbe are the attempts that follow it.
+that reads boot_id, release and command line (HOST_STATE_COMMAND). BootTimeProbe, TestCommandProbe
+and BootFinishedProbe are the attempts that follow it.
+
+Every step stays inside its budget: the banner probe takes an address resolved once before the
+reboot (resolve_address) and never asks DNS, and call_with_bound abandons a hung login by killing
+the processes (the ssh client) its thread started.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import socket
+import subprocess
 import threading
 import time
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ansible_collections.fastreboot.kexec.plugins.plugin_utils._hoststate import (
     BOOT_FINISHED_STATES,
@@ -64,10 +70,18 @@ NO_BOOT_ID = "logins succeed but print no boot_id"
 SAME_BOOT = "logins succeed but boot_id is unchanged (the host did not reboot)"
 INCOMPLETE = "a new boot_id, but the kernel release or command line could not be read"
 NO_ATTEMPT = "no probe could run before the deadline"
+# Phases NewBootProbe reports (on_phase).
+HOST_DOWN = "host down"
+SSHD_BACK = "sshd back"
+BOOT_TIME_UNCHANGED = "a new boot_id, but the output of boot_time_command is unchanged"
 
 
 class ProbeFailed(Exception):
     """A probe could not get an answer (connection refused, login failed, timed out)."""
+
+
+class CommandNotRun(ProbeFailed):
+    """The login failed before the command started: it never connected, or privilege escalation failed."""
 
 
 class WaitTimeout(Exception):
@@ -108,8 +122,12 @@ def wait_until(
     clock: t.Callable[[], float],
     sleep: t.Callable[[float], None],
     interval: float = PROBE_INTERVAL,
+    observe: t.Callable[[Attempt], None] | None = None,
 ) -> Attempt:
-    """Run attempt(budget) every `interval` seconds until it is done; WaitTimeout at the deadline."""
+    """Run attempt(budget) every `interval` seconds until it is done; WaitTimeout at the deadline.
+
+    observe(outcome) sees every attempt (the action shows them at -vvv).
+    """
     last_seen = NO_ATTEMPT
     while True:
         started = clock()
@@ -117,6 +135,8 @@ def wait_until(
         if budget <= 0:
             raise WaitTimeout(last_seen)
         outcome = attempt(budget)
+        if observe is not None:
+            observe(outcome)
         if outcome.done:
             return outcome
         last_seen = outcome.detail
@@ -128,15 +148,41 @@ def wait_until(
             sleep(pause)
 
 
+def resolve_address(host: str, port: int, timeout: float) -> str | None:
+    """The first address of host (a name or an address) for TCP, looked up within `timeout` seconds; None when not found.
+
+    The lookup runs once, before the reboot: the resolver has no timeout of its own that the wait could bound.
+    """
+    def lookup() -> str:
+        family, dummy, dummy2, dummy3, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        del family
+        return str(sockaddr[0])
+
+    try:
+        return call_with_bound(lookup, timeout, lambda: None)
+    except (OSError, ProbeFailed, IndexError):
+        return None
+
+
 def read_ssh_banner(
     host: str, port: int, timeout: float, wait: float | None = None, clock: t.Callable[[], float] = time.monotonic,
 ) -> bool:
     """True when sshd at host:port accepts within `timeout` seconds and then sends its identification
-    line within `wait` seconds (default: `timeout`)."""
+    line within `wait` seconds (default: `timeout`).
+
+    host must be an address (resolve_address): a name is never looked up here, where a slow resolver
+    would run past the timeout, and counts as no banner.
+    """
     if timeout <= 0:
         return False
     try:
-        with socket.create_connection((host, port), timeout=timeout) as connection:
+        family, kind, protocol, dummy, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)[0]
+    except (OSError, IndexError):
+        return False
+    try:
+        with socket.socket(family, kind, protocol) as connection:
+            connection.settimeout(timeout)
+            connection.connect(sockaddr)
             end = clock() + (timeout if wait is None else wait)
             received = b""
             while len(received) < MAX_BANNER_BYTES:
@@ -157,20 +203,97 @@ def read_ssh_banner(
     return False
 
 
+@dataclass
+class _StartedProcesses:
+    """The processes one bounded call's thread started; once abandoned, each is killed (also any started later)."""
+
+    processes: list[t.Any] = field(default_factory=list)
+    abandoned: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, process: t.Any) -> None:
+        with self.lock:
+            self.processes.append(process)
+            if not self.abandoned:
+                return
+        _kill(process)
+
+    def abandon(self) -> None:
+        with self.lock:
+            self.abandoned = True
+            processes = list(self.processes)
+        for process in processes:
+            _kill(process)
+
+
+def _kill(process: t.Any) -> None:
+    try:
+        if process.poll() is None:
+            process.kill()
+    except OSError:
+        pass  # it ended meanwhile
+
+
+_STARTED: "contextvars.ContextVar[_StartedProcesses | None]" = contextvars.ContextVar("fastreboot_kexec_started", default=None)
+_ORIGINAL_POPEN = subprocess.Popen
+_tracking_lock = threading.Lock()
+_tracking_depth = 0
+
+
+class _TrackedPopen(_ORIGINAL_POPEN):  # type: ignore[misc,valid-type]  # pylint: disable=abstract-method
+    """subprocess.Popen that tells the bounded call it runs in which processes it started."""
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        started = _STARTED.get()
+        if started is not None:
+            started.add(self)
+
+
+@contextlib.contextmanager
+def tracking_subprocesses() -> t.Iterator[None]:
+    """While active, call_with_bound can kill what an abandoned call started through subprocess.Popen.
+
+    The ssh connection plugin runs each login as an ssh client process (subprocess.Popen, looked up at
+    call time). Resetting the connection (`ssh -O stop`) does not end a hung session, and an abandoned
+    thread would keep its ssh process forever; so Popen is swapped for a subclass that records the
+    processes of bounded calls (other callers see no difference), and the original comes back at the end.
+    """
+    global _tracking_depth  # pylint: disable=global-statement
+    with _tracking_lock:
+        if _tracking_depth == 0:
+            subprocess.Popen = _TrackedPopen  # type: ignore[misc]
+        _tracking_depth += 1
+    try:
+        yield
+    finally:
+        with _tracking_lock:
+            _tracking_depth -= 1
+            if _tracking_depth == 0:
+                subprocess.Popen = _ORIGINAL_POPEN  # type: ignore[misc]
+
+
 def call_with_bound(func: t.Callable[[], T], bound: float, on_timeout: t.Callable[[], None]) -> T:
     """Run func in a worker thread and wait at most `bound` seconds for it.
 
     A login through the connection plugin can hang (a half-open ControlPersist socket, a PAM
-    session that waits for logind during early boot). After `bound` seconds on_timeout() runs (the
-    caller resets the connection, which ends a hung multiplexed session) and ProbeFailed is raised;
-    a thread that still hangs is abandoned (daemon) and its late answer is ignored.
+    session that waits for logind during early boot). After `bound` seconds the processes the
+    thread started are killed (within tracking_subprocesses: the hung ssh client, whose end ends the
+    thread), on_timeout() runs - it must return at once (the caller starts a connection reset in the
+    background) - and ProbeFailed is raised. A thread that still hangs (a plugin without a process,
+    such as paramiko, until its reset closes the socket) is abandoned (daemon), its late answer ignored.
     """
     outcome: dict[str, t.Any] = {}
     context = contextvars.copy_context()  # the task's context (warnings, templating) in the thread
+    started = _StartedProcesses()
+
+    def tracked() -> T:
+        _STARTED.set(started)
+        return func()
 
     def run() -> None:
         try:
-            outcome["value"] = context.run(func)
+            outcome["value"] = context.run(tracked)
         except BaseException as error:  # pylint: disable=broad-exception-caught
             outcome["error"] = error
 
@@ -178,6 +301,7 @@ def call_with_bound(func: t.Callable[[], T], bound: float, on_timeout: t.Callabl
     worker.start()
     worker.join(max(bound, 0.0))
     if worker.is_alive():
+        started.abandon()
         try:
             on_timeout()
         except Exception:  # pylint: disable=broad-exception-caught
@@ -221,7 +345,10 @@ class NewBootProbe:
         clock: t.Callable[[], float],
         connect_timeout: float,
         banner: BannerProbe | None = None,
+        on_phase: t.Callable[[str], None] | None = None,
     ) -> None:
+        """on_phase(name) is told once each of: HOST_DOWN (the first probe that found no answer),
+        SSHD_BACK (banners again after that) - the action shows them at -v."""
         self.old_boot_id = old_boot_id
         self.login = login
         self.clock = clock
@@ -230,9 +357,25 @@ class NewBootProbe:
         self.login_timeout = connect_timeout + LOGIN_GRACE
         self._login_failure = LOGIN_FAILS if banner is not None else LOGINS_FAIL
         self.penalty = PenaltyEstimate(clock)
+        self.on_phase = on_phase
         # When sshd started answering in the current unbroken run of banners (None: it does not
         # answer, or the run belonged to the old boot). Once done: when the new boot's sshd answered.
         self.answered_at: float | None = None
+        self.down_at: float | None = None  # when a probe first found no answer
+        self.old_boot_answered_last = False  # the last answer came from the old boot (it did not go down)
+        self._phases_told: set[str] = set()
+
+    def _phase(self, name: str) -> None:
+        if name not in self._phases_told:
+            self._phases_told.add(name)
+            if self.on_phase is not None:
+                self.on_phase(name)
+
+    def _no_answer(self) -> None:
+        self.old_boot_answered_last = False
+        if self.down_at is None:
+            self.down_at = self.clock()
+        self._phase(HOST_DOWN)
 
     def __call__(self, budget: float) -> Attempt:
         started = self.clock()
@@ -240,9 +383,12 @@ class NewBootProbe:
             connect = min(BANNER_TIMEOUT, self.connect_timeout, budget)
             if not self.banner(connect, max(0.0, min(BANNER_WAIT, budget - connect))):
                 self.answered_at = None
+                self._no_answer()
                 return Attempt(False, NO_BANNER)
             if self.answered_at is None:
                 self.answered_at = self.clock()
+            if self.down_at is not None:
+                self._phase(SSHD_BACK)
             self.penalty.charge(PENALTY_NOAUTH)
             budget -= self.clock() - started
             if budget <= 0:
@@ -250,6 +396,8 @@ class NewBootProbe:
         try:
             answer = self.login(min(self.login_timeout, budget))
         except ProbeFailed as error:
+            if self.banner is None:
+                self._no_answer()
             return self._refused(started, f"{self._login_failure} ({error})")
         if answer.rc != 0:
             return Attempt(False, f"{self._login_failure} (the state command exited with {answer.rc}: {_last_line(answer.stderr)})")
@@ -258,7 +406,9 @@ class NewBootProbe:
             return Attempt(False, NO_BOOT_ID)
         if state.boot_id == self.old_boot_id:
             self.answered_at = None
+            self.old_boot_answered_last = True
             return Attempt(False, SAME_BOOT, interval=SAME_BOOT_INTERVAL)
+        self.old_boot_answered_last = False
         if not state.complete:
             return Attempt(False, INCOMPLETE)
         return Attempt(True, "a new boot", state)
@@ -288,18 +438,48 @@ class _LoginProbe:
 
 
 class TestCommandProbe(_LoginProbe):
-    """Attempt: the user's test_command succeeds (rc 0)."""
+    """Attempt: the user's test_command succeeds (rc 0).
+
+    Once it answered, a later attempt that gets no answer (the last one, cut short by the deadline)
+    still reports the last answer: the rc and stderr say why it failed, the lost attempt does not.
+    """
 
     __test__ = False  # not a pytest test class despite the name
+
+    def __init__(self, login: Login, timeout: float, command: str) -> None:
+        super().__init__(login, timeout)
+        self.command = command
+        self.last_failure: str | None = None
 
     def __call__(self, budget: float) -> Attempt:
         answer = self._ask(budget, "test_command could not run")
         if isinstance(answer, Attempt):
-            return answer
+            return answer if self.last_failure is None else Attempt(False, self.last_failure)
         if answer.rc == 0:
             return Attempt(True, "test_command succeeded", answer)
-        output = _last_line(answer.stderr) or _last_line(answer.stdout)
-        return Attempt(False, f"a new boot, but test_command keeps failing (rc={answer.rc}: {output})")
+        output = _last_line(answer.stderr) or _last_line(answer.stdout) or "no output"
+        self.last_failure = f"a new boot, but test_command {self.command!r} kept failing: rc {answer.rc}, {output}"
+        return Attempt(False, self.last_failure)
+
+
+class BootTimeProbe(_LoginProbe):
+    """Attempt: boot_time_command (ansible.builtin.reboot's option) prints something else than before the reboot."""
+
+    def __init__(self, login: Login, timeout: float, before: str) -> None:
+        super().__init__(login, timeout)
+        self.before = before
+
+    def __call__(self, budget: float) -> Attempt:
+        answer = self._ask(budget, "boot_time_command could not run")
+        if isinstance(answer, Attempt):
+            return answer
+        output = answer.stdout.strip()
+        if answer.rc != 0 or not output:
+            shown = _last_line(answer.stderr) or "no output"
+            return Attempt(False, f"a new boot_id, but boot_time_command failed (rc {answer.rc}, {shown})")
+        if output == self.before:
+            return Attempt(False, BOOT_TIME_UNCHANGED)
+        return Attempt(True, "boot_time_command output changed", output)
 
 
 class BootFinishedProbe(_LoginProbe):

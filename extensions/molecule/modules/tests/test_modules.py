@@ -15,6 +15,7 @@ testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
 ).get_hosts("all")
 
 RECORD = "/run/fastreboot-kexec/loaded.json"
+GUARD = "fastreboot-kexec-guard.service"
 
 
 def test_an_image_is_loaded(host):
@@ -58,11 +59,15 @@ def test_role_installed_kexec_tools_without_a_prompt(host):
 
 
 def test_default_policy_keeps_reboots_cold(host):
-    release = host.system_info.codename
-    if release == "bookworm":
+    if host.system_info.codename == "bookworm":
         assert "LOAD_KEXEC=false" in host.file("/etc/default/kexec").content_string
         assert host.run("systemctl is-enabled kexec.service").stdout.strip() == "masked"
-    else:
-        assert "SYSTEMCTL_SKIP_AUTO_KEXEC=1" in host.file("/etc/environment").content_string
-        assert "SYSTEMCTL_SKIP_AUTO_KEXEC=1" in host.run("systemctl show-environment").stdout
-        assert not host.file("/etc/systemd/system/reboot.target").exists
+    assert "SYSTEMCTL_SKIP_AUTO_KEXEC=1" in host.file("/etc/environment").content_string
+    assert "SYSTEMCTL_SKIP_AUTO_KEXEC=1" in host.run("systemctl show-environment").stdout
+    assert not host.file("/etc/systemd/system/reboot.target").exists
+    assert not host.file("/etc/systemd/system/fastreboot-kexec-load.service").exists
+    # The guard sits in kexec.target and lets through only a kexec that kexec_reboot requested.
+    assert host.run(f"systemctl is-enabled {GUARD}").stdout.strip() == "enabled"
+    assert GUARD in host.run("systemctl show -p Wants --value kexec.target").stdout.split()
+    unit = host.file(f"/etc/systemd/system/{GUARD}")
+    assert unit.mode == 0o644 and unit.user == "root"

@@ -73,16 +73,25 @@ class HostTree:
     def path(self, host_path: str) -> Path:
         return self.root / host_path.lstrip("/")
 
+    def mkdir(self, host_path: str, mode: int = 0o755) -> Path:
+        """A directory and its missing parents, each with mode (0755 like a real host, whatever the umask)."""
+        path = self.path(host_path)
+        missing = [directory for directory in [path, *path.parents] if not directory.exists()]
+        for directory in reversed(missing):
+            directory.mkdir()
+            os.chmod(directory, mode)
+        return path
+
     def write(self, host_path: str, content: t.Union[bytes, str], mode: int = 0o644) -> Path:
         path = self.path(host_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.mkdir(os.path.dirname(host_path.rstrip("/")) or "/")
         path.write_bytes(content.encode() if isinstance(content, str) else content)
         os.chmod(path, mode)
         return path
 
     def symlink(self, host_path: str, target: str) -> None:
         path = self.path(host_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.mkdir(os.path.dirname(host_path.rstrip("/")) or "/")
         path.symlink_to(target)
 
     def read(self, host_path: str) -> str:
@@ -118,11 +127,16 @@ class HostTree:
 
 
 class FakeKexec:
-    """CommandRunner standing in for kexec-tools and the kernel: records argv, flips /sys/kernel/kexec_loaded.
+    """CommandRunner standing in for kexec-tools and the kernel: records argv, keeps /sys/kernel/kexec_loaded.
 
-    results maps a syscall flag ("-s", "-c") to (rc, stderr) for kexec -l; the default is success.
-    A failed load leaves nothing loaded, like the kernel does.
+    Like the kernel, a failed load replaces nothing: the image loaded before stays loaded (the new image is
+    built first and swapped in only on success). Like kexec-tools, -s uses kexec_file_load, -c kexec_load,
+    and neither means kexec_load before 2.0.27 (bookworm's 2.0.25) and kexec_file_load first from 2.0.27
+    on. kexec_load, to load or to unload, is refused under lockdown with the texts Debian's Secure Boot VMs
+    print. results maps a syscall flag ("-s", "-c") to (rc, stderr) for kexec -l; the default is success.
     """
+
+    LEGACY_REFUSED = {"-l": "kexec_load failed: Permission denied", "-u": "kexec unload failed: Permission denied"}
 
     def __init__(
         self,
@@ -143,15 +157,30 @@ class FakeKexec:
     def kexec_calls(self) -> list[list[str]]:
         return [argv for argv in self.calls if argv[0] == self.programs.get("kexec") and argv[1] != "--version"]
 
+    def _syscall_flag(self, argv: list[str]) -> str:
+        for flag in ("-s", "-c"):
+            if flag in argv:
+                return flag
+        release = tuple(int(part) for part in self.version.split()[-1].split(".")[:3])
+        return "-s" if release >= (2, 0, 27) else "-c"
+
+    def _locked_down(self) -> bool:
+        path = self.tree.path("/sys/kernel/security/lockdown")
+        return path.exists() and ("[integrity]" in path.read_text() or "[confidentiality]" in path.read_text())
+
     def run(self, argv: list[str]) -> tuple[int, str, str]:
         self.calls.append(list(argv))
         if argv[1:] == ["--version"]:
             return 0, self.version + "\n", ""
-        if argv[1] == "-l":
-            rc, err = self.results.get(argv[2], (0, ""))
-            self.tree.write("/sys/kernel/kexec_loaded", "1\n" if rc == 0 else "0\n")
-            return rc, "", err
+        if argv[1] not in ("-l", "-u"):
+            raise AssertionError(f"unexpected command {argv}")
+        flag = self._syscall_flag(argv)
+        if flag == "-c" and self._locked_down():
+            return 255, "", self.LEGACY_REFUSED[argv[1]] + "\n"
         if argv[1] == "-u":
             self.tree.write("/sys/kernel/kexec_loaded", "0\n")
             return 0, "", ""
-        raise AssertionError(f"unexpected command {argv}")
+        rc, err = self.results.get(flag, (0, ""))
+        if rc == 0:
+            self.tree.write("/sys/kernel/kexec_loaded", "1\n")
+        return rc, "", err

@@ -16,6 +16,7 @@ from ansible_collections.fastreboot.kexec.plugins.module_utils._record import (
     CONCATENATED_INITRD,
     RECORD_DIR,
     RECORD_FILE,
+    STAGED_INITRD,
     RecordError,
     RecordStore,
     differing_fields,
@@ -37,7 +38,7 @@ RECORD = {
 
 @pytest.fixture
 def store(tmp_path):
-    return RecordStore(HostFiles(str(tmp_path)))
+    return RecordStore(HostFiles(str(tmp_path)), trusted_uid=os.getuid())
 
 
 def mode(path):
@@ -93,20 +94,115 @@ def test_concatenated_initrd_is_private_and_ordered(store, tmp_path):
     tree = HostTree(tmp_path)
     tree.write("/boot/intel-ucode.img", b"MICROCODE")
     tree.write("/boot/initramfs-linux.img", b"MAIN")
-    path = store.write_concatenated_initrd(["/boot/intel-ucode.img", "/boot/initramfs-linux.img"])
-    assert path == CONCATENATED_INITRD
+    path = store.stage_concatenated_initrd(["/boot/intel-ucode.img", "/boot/initramfs-linux.img"])
+    assert path == STAGED_INITRD
     assert tree.path(path).read_bytes() == b"MICROCODEMAIN"
     assert mode(tree.path(path)) == 0o600
     expected = hashlib.sha256(b"MICROCODEMAIN").hexdigest()
     assert sha256_of(HostFiles(str(tmp_path)), ["/boot/intel-ucode.img", "/boot/initramfs-linux.img"]) == expected
+    assert store.commit_staged_initrd() == CONCATENATED_INITRD
+    assert tree.path(CONCATENATED_INITRD).read_bytes() == b"MICROCODEMAIN" and not tree.path(STAGED_INITRD).exists()
 
 
 def test_remove_reports_whether_a_record_existed(store, tmp_path):
     assert store.remove() is False
     store.write(RECORD)
-    store.write_concatenated_initrd([])
+    store.stage_concatenated_initrd([])
+    store.commit_staged_initrd()
+    store.stage_concatenated_initrd([])
     assert store.remove() is True
     assert os.listdir(tmp_path / RECORD_DIR.lstrip("/")) == []
+
+
+# Item 4: a staged concatenation leaves the one the record names alone ------------------------------------
+
+
+def test_item04_staging_a_concatenation_keeps_the_recorded_one(store, tmp_path):
+    tree = HostTree(tmp_path)
+    tree.write("/boot/a.img", b"OLD")
+    store.stage_concatenated_initrd(["/boot/a.img"])
+    store.commit_staged_initrd()
+    tree.write("/boot/a.img", b"NEW")
+    store.stage_concatenated_initrd(["/boot/a.img"])
+    assert tree.path(CONCATENATED_INITRD).read_bytes() == b"OLD"
+    store.remove_staged_initrd()
+    assert tree.path(CONCATENATED_INITRD).read_bytes() == b"OLD" and not tree.path(STAGED_INITRD).exists()
+
+
+# Item 8: the record directory and file must be root's, never behind a symlink ---------------------------
+
+
+def record_dir(tmp_path):
+    return tmp_path / RECORD_DIR.lstrip("/")
+
+
+def test_item08_symlinked_record_directory_refused(store, tmp_path):
+    planted = tmp_path / "home" / "mallory" / "records"
+    planted.mkdir(parents=True)
+    (tmp_path / "run").mkdir()
+    record_dir(tmp_path).symlink_to(planted)
+    for operation in (lambda: store.write(RECORD), store.read, store.remove):
+        with pytest.raises(RecordError, match=r"^/run/fastreboot-kexec is a symlink \(to .*/home/mallory/records\), which the record is never kept behind: "
+                           r"remove it \(rm -rf /run/fastreboot-kexec\); it is created again, owned by root, mode 0700$"):
+            operation()
+    assert os.listdir(planted) == []
+
+
+def test_item08_symlinked_record_file_refused(store, tmp_path):
+    store.write(RECORD)
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(dict(RECORD, version=1, cmdline="init=/bin/sh")))
+    (record_dir(tmp_path) / "loaded.json").unlink()
+    (record_dir(tmp_path) / "loaded.json").symlink_to(forged)
+    with pytest.raises(RecordError, match=r"^/run/fastreboot-kexec/loaded.json is a symlink, which the record never is: remove it"):
+        store.read()
+
+
+@pytest.mark.parametrize("loose_mode", [0o777, 0o1777, 0o770])
+def test_item08_record_directory_writable_by_others_refused_not_repaired(store, tmp_path, loose_mode):
+    record_dir(tmp_path).mkdir(parents=True)
+    os.chmod(record_dir(tmp_path), loose_mode)
+    with pytest.raises(RecordError) as caught:
+        store.write(RECORD)
+    assert caught.value.args[0] == (
+        f"/run/fastreboot-kexec cannot be trusted (/run/fastreboot-kexec is writable by group or others (mode {loose_mode:04o}, sticky or not)): "
+        "someone other than root could forge the record or swap the initrd it names; "
+        "remove it (rm -rf /run/fastreboot-kexec); it is created again, owned by root, mode 0700"
+    )
+    assert mode(record_dir(tmp_path)) == loose_mode
+    assert os.listdir(record_dir(tmp_path)) == []
+
+
+def test_item08_run_writable_by_others_refused(store, tmp_path):
+    (tmp_path / "run").mkdir()
+    os.chmod(tmp_path / "run", 0o777)
+    with pytest.raises(RecordError) as caught:
+        store.write(RECORD)
+    assert "(/run is writable by group or others (mode 0777, sticky or not))" in caught.value.args[0]
+    assert "chown root:root and chmod go-w /run, then remove it" in caught.value.args[0]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to another user needs root")
+def test_item08_record_directory_of_another_user_refused_not_chmodded(tmp_path):
+    store = RecordStore(HostFiles(str(tmp_path)))  # production trust: root
+    record_dir(tmp_path).mkdir(parents=True)
+    os.chmod(record_dir(tmp_path), 0o755)
+    os.chown(record_dir(tmp_path), 1000, 1000)
+    for operation in (lambda: store.write(RECORD), store.read):
+        with pytest.raises(RecordError) as caught:
+            operation()
+        assert caught.value.args[0].startswith("/run/fastreboot-kexec cannot be trusted (/run/fastreboot-kexec is owned by uid 1000 instead of root): ")
+        assert caught.value.args[0].endswith("remove it (rm -rf /run/fastreboot-kexec); it is created again, owned by root, mode 0700")
+    assert mode(record_dir(tmp_path)) == 0o755 and os.listdir(record_dir(tmp_path)) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to another user needs root")
+def test_item08_record_file_of_another_user_refused(tmp_path):
+    store = RecordStore(HostFiles(str(tmp_path)))
+    store.write(RECORD)
+    os.chown(record_dir(tmp_path) / "loaded.json", 1000, 1000)
+    with pytest.raises(RecordError, match=r"^/run/fastreboot-kexec/loaded.json is owned by uid 1000 instead of root, so root did not write it"):
+        store.read()
 
 
 @pytest.mark.parametrize(

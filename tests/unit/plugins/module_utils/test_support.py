@@ -5,11 +5,14 @@
 from __future__ import annotations
 
 import gzip
+import os
 
 import pytest
 
+from ansible_collections.fastreboot.kexec.plugins.module_utils import _codes as codes
 from ansible_collections.fastreboot.kexec.plugins.module_utils._host import HostFiles
-from ansible_collections.fastreboot.kexec.plugins.module_utils._support import SupportProbe, gather_info
+from ansible_collections.fastreboot.kexec.plugins.module_utils._info import gather_info
+from ansible_collections.fastreboot.kexec.plugins.module_utils._support import SupportProbe
 from ansible_collections.fastreboot.kexec.tests.unit.plugins.module_utils import layouts
 from ansible_collections.fastreboot.kexec.tests.unit.plugins.module_utils.hosttree import (
     BOOT_ID,
@@ -131,7 +134,7 @@ def test_gather_info_reports_reboot_required_and_loaded_record(tree):
     tree.write("/run/reboot-required.pkgs", "linux-image-6.1.0-26-amd64\nlinux-image-6.1.0-26-amd64\n")
     tree.write("/sys/kernel/kexec_loaded", "1\n")
     tree.write("/run/fastreboot-kexec/loaded.json", '{"version": 1, "boot_id": "%s", "kernel": "/boot/vmlinuz-6.1.0-26-amd64"}' % BOOT_ID)
-    info = gather_info(HostFiles(str(tree.root)), FakeKexec(tree), "x86_64")
+    info = gather_info(HostFiles(str(tree.root)), FakeKexec(tree), "x86_64", trusted_uid=os.getuid())
     assert info["reboot_required"] is True
     assert info["reboot_required_reasons"] == [
         "the boot loader's default kernel is 6.1.0-26-amd64 but 6.1.0-25-amd64 is running",
@@ -145,7 +148,7 @@ def test_gather_info_reports_reboot_required_and_loaded_record(tree):
 def test_gather_info_up_to_date_host(tree):
     tree.write("/proc/sys/kernel/osrelease", "6.1.0-26-amd64\n")
     tree.write("/usr/lib/modules/6.1.0-26-amd64/modules.dep", "")
-    info = gather_info(HostFiles(str(tree.root)), FakeKexec(tree), "x86_64")
+    info = gather_info(HostFiles(str(tree.root)), FakeKexec(tree), "x86_64", trusted_uid=os.getuid())
     assert (info["reboot_required"], info["reboot_required_reasons"]) == (False, [])
     assert info["loaded"] == {"kexec_loaded": False, "kexec_crash_loaded": False, "record": None, "record_problem": None, "boot_id": BOOT_ID}
 
@@ -157,9 +160,33 @@ def test_gather_info_foreign_image_and_needs_restarting(tree):
     runner = FakeKexec(tree, programs={"kexec": "/usr/sbin/kexec", "needs-restarting": "/usr/bin/needs-restarting"})
     original = runner.run
     runner.run = lambda argv: (1, "Reboot is required\n", "") if argv[0].endswith("needs-restarting") else original(argv)  # type: ignore[method-assign]
-    info = gather_info(HostFiles(str(tree.root)), runner, "x86_64")
+    info = gather_info(HostFiles(str(tree.root)), runner, "x86_64", trusted_uid=os.getuid())
     assert info["loaded"]["record_problem"] == "no record"
     assert info["reboot_required_reasons"] == [
         "needs-restarting -r says a reboot is required",
         "the modules of the running kernel 6.1.0-26-amd64 are gone (its package was removed or upgraded)",
     ]
+
+
+def test_item08_gather_info_reports_an_untrusted_record_without_using_it(tree):
+    tree.write("/sys/kernel/kexec_loaded", "1\n")
+    tree.mkdir("/home/mallory/records")
+    tree.write("/home/mallory/records/loaded.json", '{"version": 1, "boot_id": "%s", "kernel": "/tmp/evil"}' % BOOT_ID)
+    tree.symlink("/run/fastreboot-kexec", "/home/mallory/records")
+    info = gather_info(HostFiles(str(tree.root)), FakeKexec(tree), "x86_64", trusted_uid=os.getuid())
+    assert info["loaded"]["record"] is None
+    assert info["loaded"]["record_problem"].startswith(
+        "untrusted record: /run/fastreboot-kexec is a symlink (to /home/mallory/records), which the record is never kept behind"
+    )
+
+
+def test_item13_each_problem_carries_a_code(tree):
+    tree.write("/proc/self/status", f"CapEff:\t{CAPEFF_NO_SYS_BOOT}\n")
+    tree.write("/proc/sys/kernel/kexec_load_disabled", "1\n")
+    facts = probe(tree, FakeKexec(tree, programs={}))
+    assert facts["problem_codes"] == [codes.NO_CAP_SYS_BOOT, codes.LOAD_DISABLED, codes.KEXEC_TOOLS_MISSING]
+    assert len(facts["problems"]) == 3 and "kexec_load_disabled=1" in facts["problems"][1]
+    assert set(facts["problem_codes"]) <= set(codes.SUPPORT_PROBLEM_CODES)
+    tree.write("/proc/sys/kernel/kexec_load_disabled", "0\n")
+    tree.write("/proc/self/status", "CapEff:\t000001ffffffffff\n")
+    assert probe(tree)["problem_codes"] == []

@@ -16,6 +16,7 @@ from ansible.module_utils import basic
 
 from ansible_collections.fastreboot.kexec.plugins.module_utils._host import HostFiles
 from ansible_collections.fastreboot.kexec.plugins.module_utils._loader import KexecLoader
+from ansible_collections.fastreboot.kexec.plugins.module_utils._record import RecordStore
 from ansible_collections.fastreboot.kexec.tests.unit.plugins.module_utils.hosttree import FakeKexec
 
 try:
@@ -58,6 +59,7 @@ def run_module(main: t.Callable[[], None], runner: FakeKexec, args: dict[str, t.
             mock.patch.object(basic.AnsibleModule, "warn", lambda _module, warning: warnings.append(warning)), \
             mock.patch.object(HostFiles, "DEFAULT_ROOT", str(runner.tree.root)), \
             mock.patch.object(KexecLoader, "TRUSTED_UID", os.getuid()), \
+            mock.patch.object(RecordStore, "TRUSTED_UID", os.getuid()), \
             mock.patch.object(platform, "machine", lambda: "x86_64"):
         try:
             main()

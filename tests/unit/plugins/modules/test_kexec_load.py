@@ -54,8 +54,8 @@ def test_failure_is_reported_with_state(tree):
     runner = FakeKexec(tree, results={"-s": (255, "kexec_file_load failed: Required key not available")})
     exit_ = run_module(kexec_load.main, runner, {})
     assert exit_.failed
-    assert "rejected the signature" in exit_.result["msg"]
-    assert exit_.result["loaded"] is False
+    assert "it is signed by a key the kernel does not trust" in exit_.result["msg"]
+    assert exit_.result["loaded"] is True  # a failed load replaces nothing: the foreign image stays
     assert any("loaded by something else" in warning for warning in exit_.result["warnings"])
 
 
@@ -79,3 +79,30 @@ def test_unload(tree):
     exit_ = run_module(kexec_load.main, runner, {"state": "unloaded"})
     assert (exit_.result["changed"], exit_.result["loaded"]) == (True, False)
     assert runner.kexec_calls() == [["/usr/sbin/kexec", "-u", "-s"]]
+
+
+def test_item03_force_is_an_option_and_reloads(tree):
+    run_module(kexec_load.main, FakeKexec(tree), {})
+    runner = FakeKexec(tree)
+    exit_ = run_module(kexec_load.main, runner, {"force": True})
+    assert not exit_.failed, exit_.result["msg"]
+    assert (exit_.result["changed"], exit_.result["reloaded_reason"]) == (True, "forced")
+    assert len(runner.kexec_calls()) == 1
+
+
+def test_item12_unload_under_lockdown_with_kexec_tools_2_0_25(tree):
+    run_module(kexec_load.main, FakeKexec(tree), {})
+    tree.write("/sys/kernel/security/lockdown", "none [integrity] confidentiality\n")
+    runner = FakeKexec(tree, version="kexec-tools 2.0.25")
+    exit_ = run_module(kexec_load.main, runner, {"state": "unloaded"})
+    assert not exit_.failed, exit_.result["msg"]
+    assert runner.kexec_calls() == [["/usr/sbin/kexec", "-u", "-s"]]
+    assert (exit_.result["changed"], exit_.result["loaded"]) == (True, False)
+
+
+def test_item13_check_mode_without_kexec_returns_would_fail_because(tree):
+    exit_ = run_module(kexec_load.main, FakeKexec(tree, programs={}), {"_ansible_check_mode": True})
+    assert not exit_.failed and exit_.result["changed"] is True
+    assert exit_.result["would_fail_because"] == [
+        "the kexec program (kexec-tools) is not installed: install it with the fastreboot.kexec.kexec role (or the kexec-tools package)"
+    ]

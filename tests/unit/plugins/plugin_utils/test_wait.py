@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import threading
 import time
 import typing as t
@@ -16,6 +18,8 @@ import pytest
 from ansible_collections.fastreboot.kexec.plugins.plugin_utils._wait import (
     BANNER_TIMEOUT,
     BANNER_WAIT,
+    BOOT_TIME_UNCHANGED,
+    HOST_DOWN,
     LOGIN_FAILS,
     NO_BANNER,
     NO_BOOT_ID,
@@ -23,8 +27,10 @@ from ansible_collections.fastreboot.kexec.plugins.plugin_utils._wait import (
     PROBE_INTERVAL,
     SAME_BOOT,
     SAME_BOOT_INTERVAL,
+    SSHD_BACK,
     Attempt,
     BootFinishedProbe,
+    BootTimeProbe,
     CommandResult,
     NewBootProbe,
     ProbeFailed,
@@ -33,6 +39,8 @@ from ansible_collections.fastreboot.kexec.plugins.plugin_utils._wait import (
     WaitTimeout,
     call_with_bound,
     read_ssh_banner,
+    resolve_address,
+    tracking_subprocesses,
     wait_until,
 )
 
@@ -380,14 +388,53 @@ def test_test_command_retried_until_it_succeeds() -> None:
         clock.spend(0.2)
         return answers.pop(0)
 
-    outcome = wait_until(TestCommandProbe(login, 15.0), clock.now + 60, clock, clock.sleep)
+    outcome = wait_until(TestCommandProbe(login, 15.0, "whoami"), clock.now + 60, clock, clock.sleep)
     assert outcome.done and outcome.value.stdout == "deploy\n"
 
 
 def test_test_command_failure_is_reported_at_the_deadline() -> None:
     clock = FakeClock()
-    with pytest.raises(WaitTimeout, match=r"test_command keeps failing \(rc=127: sh: 1: healthcheck: not found\)"):
-        wait_until(TestCommandProbe(lambda timeout: CommandResult(127, "", "sh: 1: healthcheck: not found\n"), 15.0), clock.now + 3, clock, clock.sleep)
+    with pytest.raises(WaitTimeout, match=r"test_command 'healthcheck' kept failing: rc 127, sh: 1: healthcheck: not found$"):
+        wait_until(TestCommandProbe(lambda timeout: CommandResult(127, "", "sh: 1: healthcheck: not found\n"), 15.0, "healthcheck"),
+                   clock.now + 3, clock, clock.sleep)
+
+
+def test_item15_test_command_failure_outlives_a_last_attempt_cut_short() -> None:
+    """The last attempt gets what is left before the deadline (0.2 s) and times out; the cause is the rc before."""
+    clock = FakeClock()
+    deadline = clock.now + 5
+
+    def login(timeout: float) -> CommandResult:
+        if deadline - clock.now <= 0.5:
+            clock.spend(timeout)
+            raise ProbeFailed(f"no answer within {timeout:.1f}s")
+        clock.spend(0.3)
+        return CommandResult(127, "", "sh: 1: FAIL: not found\n")
+
+    with pytest.raises(WaitTimeout) as caught:
+        wait_until(TestCommandProbe(login, 15.0, "FAIL"), deadline, clock, clock.sleep)
+    assert caught.value.last_seen == "a new boot, but test_command 'FAIL' kept failing: rc 127, sh: 1: FAIL: not found"
+
+
+def test_test_command_that_never_answered_says_so() -> None:
+    clock = FakeClock()
+
+    def login(timeout: float) -> CommandResult:
+        clock.spend(timeout)
+        raise ProbeFailed(f"no answer within {timeout:.1f}s")
+
+    with pytest.raises(WaitTimeout, match=r"test_command could not run \(no answer within"):
+        wait_until(TestCommandProbe(login, 1.0, "whoami"), clock.now + 3, clock, clock.sleep)
+
+
+def test_boot_time_probe_waits_for_a_change() -> None:
+    clock = FakeClock()
+    answers = [CommandResult(0, "10:00\n", ""), CommandResult(1, "", "uptime: busy"), CommandResult(0, "10:05\n", "")]
+    seen: list[str] = []
+    outcome = wait_until(BootTimeProbe(lambda timeout: answers.pop(0), 15.0, "10:00"), clock.now + 60, clock, clock.sleep,
+                         observe=lambda attempt: seen.append(attempt.detail))
+    assert outcome.value == "10:05"
+    assert seen[:2] == [BOOT_TIME_UNCHANGED, "a new boot_id, but boot_time_command failed (rc 1, uptime: busy)"]
 
 
 def test_boot_finished_waits_for_running() -> None:
@@ -430,6 +477,69 @@ def test_call_with_bound_abandons_a_hanging_call_and_resets() -> None:
         call_with_bound(hanging_login, 0.2, reset)
     assert 0.2 <= time.monotonic() - started < 1.0
     assert len(resets) == 1
+
+
+def test_item11_hung_login_process_is_killed() -> None:
+    """The ssh connection plugin runs each login as an ssh process; `ssh -O stop` does not end a hung one."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def ssh_like_login() -> int:
+        process = subprocess.Popen(["sleep", "30"])  # pylint: disable=consider-using-with
+        processes.append(process)
+        return process.wait()
+
+    with tracking_subprocesses():
+        started = time.monotonic()
+        with pytest.raises(ProbeFailed):
+            call_with_bound(ssh_like_login, 0.3, lambda: None)
+        assert time.monotonic() - started < 1.0
+    assert processes[0].wait(timeout=2) == -signal.SIGKILL
+    # outside a bounded call nothing is tracked, and afterwards Popen is the original again
+    with tracking_subprocesses():
+        assert subprocess.run(["true"], check=True).returncode == 0
+    assert subprocess.Popen.__name__ == "Popen" and subprocess.Popen.__module__ == "subprocess"
+
+
+def test_item11_resolver_that_hangs_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+
+    def hanging_getaddrinfo(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        release.wait(10)
+        raise socket.gaierror("late")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging_getaddrinfo)
+    started = time.monotonic()
+    assert resolve_address("web1.example", 22, 0.3) is None
+    assert time.monotonic() - started < 1.0
+    release.set()
+
+
+def test_resolve_address() -> None:
+    assert resolve_address("127.0.0.1", 22, 1.0) == "127.0.0.1"
+    assert resolve_address("localhost", 22, 2.0) in ("127.0.0.1", "::1")
+    assert resolve_address("no-such-host.invalid", 22, 2.0) is None
+
+
+def test_new_boot_phases_are_told_once() -> None:
+    clock = FakeClock()
+    host = ScriptedHost(clock, [("old", 3.0), ("down", 20.0), ("new", 100.0)])
+    phases: list[tuple[str, float]] = []
+    probe = NewBootProbe(OLD, host.login, clock, connect_timeout=5, banner=host.banner, on_phase=lambda name: phases.append((name, clock.now)))
+    started = clock.now
+    wait_until(probe, started + 600, clock, clock.sleep)
+    assert [name for name, dummy in phases] == [HOST_DOWN, SSHD_BACK]
+    assert 3.0 <= phases[0][1] - started <= 3.0 + BANNER_TIMEOUT + SAME_BOOT_INTERVAL
+    assert 23.0 <= phases[1][1] - started <= 23.0 + BANNER_TIMEOUT + 0.1
+    assert not probe.old_boot_answered_last
+
+
+def test_old_boot_answering_at_the_deadline_is_known() -> None:
+    clock = FakeClock()
+    host = ScriptedHost(clock, [("old", 1000.0)])
+    probe = NewBootProbe(OLD, host.login, clock, connect_timeout=5)
+    with pytest.raises(WaitTimeout):
+        wait_until(probe, clock.now + 10, clock, clock.sleep)
+    assert probe.old_boot_answered_last and probe.down_at is None
 
 
 def test_call_with_bound_returns_and_reraises() -> None:
@@ -510,6 +620,25 @@ def test_read_ssh_banner_waits_longer_for_the_banner_than_for_the_connect() -> N
         assert 0.5 < time.monotonic() - started < 2.0
     finally:
         silent.close()
+
+
+def test_item11_banner_probe_never_resolves_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name would need DNS, which no socket timeout bounds: the probe takes addresses only."""
+    lookups: list[tuple[str, int]] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def recording_getaddrinfo(host: str, port: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        lookups.append((host, kwargs.get("flags", 0)))
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", recording_getaddrinfo)
+    server = BannerServer(b"SSH-2.0-OpenSSH_9.2\r\n")
+    try:
+        assert read_ssh_banner("localhost", server.port, 0.5) is False
+        assert read_ssh_banner("127.0.0.1", server.port, 0.5) is True
+    finally:
+        server.close()
+    assert lookups and all(flags & socket.AI_NUMERICHOST for host, flags in lookups)
 
 
 def test_read_ssh_banner_on_a_closed_port() -> None:

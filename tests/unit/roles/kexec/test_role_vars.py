@@ -27,10 +27,12 @@ PLAYBOOK = Path(__file__).resolve().parent / "resolve_vars.yml"
 # the scripts are not installed, as under ansible-test units).
 _PLAYBOOK_SCRIPT = Path(sys.executable).parent / "ansible-playbook"
 ANSIBLE_PLAYBOOK = [str(_PLAYBOOK_SCRIPT)] if _PLAYBOOK_SCRIPT.exists() else [sys.executable, "-m", "ansible.cli.playbook"]
-HELPER = "/usr/local/sbin/fastreboot-kexec-load"
+LAUNCHER = "/usr/local/lib/fastreboot-kexec/fastreboot-kexec"
+MODULE_UTILS = REPO_ROOT / "plugins" / "module_utils"
+PYTHON = {"executable": "/usr/bin/python3", "version": {"major": 3, "minor": 11, "micro": 2, "releaselevel": "final", "serial": 0}}
 
 
-def linux_facts(os_family: str, distribution: str, version: str, service_mgr: str = "systemd") -> dict[str, str]:
+def linux_facts(os_family: str, distribution: str, version: str, service_mgr: str = "systemd", python: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
     """The facts the role reads, as setup reports them on such a host."""
     return {
         "system": "Linux",
@@ -39,6 +41,7 @@ def linux_facts(os_family: str, distribution: str, version: str, service_mgr: st
         "distribution_version": version,
         "distribution_major_version": version.split(".")[0],
         "service_mgr": service_mgr,
+        "python": python or PYTHON,
     }
 
 
@@ -57,75 +60,27 @@ FACTS = {
     "alpine320": linux_facts("Alpine", "Alpine", "3.20.3", service_mgr="openrc"),
 }
 
-DEBIAN_SYMLINKS = [["/vmlinuz", "/initrd.img"], ["/boot/vmlinuz", "/boot/initrd.img"]]
-
 
 class Expected(t.NamedTuple):
     install_with: str
-    kexec_paths: dict[str, str]
     policy_mechanism: str
     debconf_load_kexec: bool
-    default_kernel_loader: str
-    default_kernel_paths: list[list[str]]
 
 
+# What is left per platform: how kexec-tools is installed and how the policy is applied. Which kernel a
+# kexec loads is no longer role data: the helper runs the modules' code (tests/unit/.../test_shutdown.py).
 EXPECTED = {
-    "debian12": Expected(
-        "apt",
-        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initrd.img-{suffix}", "boot_entry_method": "grub-grubenv", "family": "debian"},
-        "systemd", True, "grub", DEBIAN_SYMLINKS,
-    ),
-    "debian13": Expected(
-        "apt",
-        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initrd.img-{suffix}", "boot_entry_method": "grub-grubenv", "family": "debian"},
-        "systemd", False, "grub", DEBIAN_SYMLINKS,
-    ),
-    "ubuntu2204": Expected(
-        "apt",
-        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initrd.img-{suffix}", "boot_entry_method": "grub-grubenv", "family": "debian"},
-        "systemd", True, "grub", DEBIAN_SYMLINKS,
-    ),
-    "ubuntu2404": Expected(
-        "apt",
-        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initrd.img-{suffix}", "boot_entry_method": "grub-grubenv", "family": "debian"},
-        "systemd", False, "grub", DEBIAN_SYMLINKS,
-    ),
-    "rhel9": Expected(
-        "package",
-        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initramfs-{suffix}.img", "boot_entry_method": "grubby", "family": "redhat"},
-        "systemd", False, "grubby", [],
-    ),
-    "fedora41": Expected(
-        "package",
-        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initramfs-{suffix}.img", "boot_entry_method": "grubby", "family": "redhat"},
-        "systemd", False, "grubby", [],
-    ),
-    "rocky8": Expected(
-        "package",
-        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initramfs-{suffix}.img", "boot_entry_method": "grubby", "family": "redhat"},
-        "systemd", False, "grubby", [],
-    ),
-    "leap156": Expected(
-        "package",
-        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initrd-{suffix}", "boot_entry_method": "grub-grubenv", "family": "suse"},
-        "systemd", False, "kexec-bootloader", [["/boot/vmlinuz", "/boot/initrd"]],
-    ),
-    "sles15": Expected(
-        "package",
-        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initrd-{suffix}", "boot_entry_method": "grub-grubenv", "family": "suse"},
-        "systemd", False, "kexec-bootloader", [["/boot/vmlinuz", "/boot/initrd"]],
-    ),
-    "arch": Expected(
-        "package",
-        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initramfs-{suffix}.img", "boot_entry_method": "systemd-boot", "family": "arch"},
-        "systemd", False, "paths",
-        [["/boot/vmlinuz-linux", "/boot/initramfs-linux.img"], ["/boot/vmlinuz-linux-lts", "/boot/initramfs-linux-lts.img"]],
-    ),
-    "alpine320": Expected(
-        "package",
-        {"kernel_glob": "/boot/vmlinuz-*", "initrd_pattern": "/boot/initramfs-{suffix}", "boot_entry_method": "extlinux", "family": "alpine"},
-        "none", False, "", [],
-    ),
+    "debian12": Expected("apt", "systemd", True),
+    "debian13": Expected("apt", "systemd", False),
+    "ubuntu2204": Expected("apt", "systemd", True),
+    "ubuntu2404": Expected("apt", "systemd", False),
+    "rhel9": Expected("package", "systemd", False),
+    "fedora41": Expected("package", "systemd", False),
+    "rocky8": Expected("package", "systemd", False),
+    "leap156": Expected("package", "systemd", False),
+    "sles15": Expected("package", "systemd", False),
+    "arch": Expected("package", "systemd", False),
+    "alpine320": Expected("package", "none", False),
 }
 
 
@@ -150,7 +105,9 @@ def resolve(collections_path: Path, tmp_path: Path, facts: dict[str, str], **ext
     extra = {
         "ansible_facts": facts,
         "resolved_path": str(resolved_path),
-        "unit_template_path": str(ROLE_DIR / "templates" / "fastreboot-kexec-load.service.j2"),
+        "templates_path": str(ROLE_DIR / "templates"),
+        # role_path as the role sees it (the lookups of its variables are evaluated here, outside the role).
+        "role_path": str(ROLE_DIR),
         **extra_vars,
     }
     extra_path = tmp_path / "extra_vars.json"
@@ -172,8 +129,8 @@ def resolve(collections_path: Path, tmp_path: Path, facts: dict[str, str], **ext
     return PlaybookRun(completed.returncode, completed.stdout + completed.stderr, resolved)
 
 
-def exec_stop_line(unit_text: str) -> str:
-    lines = [line for line in unit_text.splitlines() if line.startswith("ExecStop=")]
+def unit_line(unit_text: str, key: str) -> str:
+    lines = [line for line in unit_text.splitlines() if line.startswith(f"{key}=")]
     assert len(lines) == 1, unit_text
     return lines[0]
 
@@ -188,28 +145,82 @@ def test_platform_variables_resolve(collections_path: Path, tmp_path: Path, plat
     assert run.resolved is not None, run.output
     assert run.resolved["package"] == "kexec-tools"
     assert run.resolved["install_with"] == expected.install_with
-    assert run.resolved["kexec_paths"] == expected.kexec_paths
     assert run.resolved["policy_mechanism"] == expected.policy_mechanism
     assert run.resolved["debconf_load_kexec"] is expected.debconf_load_kexec
-    assert run.resolved["default_kernel_loader"] == expected.default_kernel_loader
-    assert run.resolved["default_kernel_paths"] == expected.default_kernel_paths
+
+
+def test_item13_kexec_paths_still_published_from_kexec_info(collections_path: Path, tmp_path: Path) -> None:
+    # Deprecated: derived from kexec_info on the host (here: this machine), no layout table in the role.
+    run = resolve(collections_path, tmp_path, FACTS["debian13"])
+    assert run.returncode == 0, run.output
+    assert run.resolved is not None
+    paths = run.resolved["kexec_paths"]
+    assert set(paths) == {"kernel_glob", "initrd_pattern", "boot_entry_method", "family"}
+    assert paths["kernel_glob"] == "/boot/vmlinuz-*"
+
+
+def test_item13_no_kernel_layout_in_the_role() -> None:
+    # The role's variables repeated what _kernels.py and _bootloader.py know; they are gone.
+    role_text = "\n".join(path.read_text(encoding="utf-8") for path in ROLE_DIR.rglob("*") if path.is_file() and path.suffix in (".yml", ".j2", ""))
+    for name in ("__kexec_initrd_pattern", "__kexec_default_kernel_", "__kexec_boot_entry_method", "__kexec_layout_family", "grub.cfg\"", "grubby --"):
+        assert name not in role_text, name
+    assert [path.name for path in (ROLE_DIR / "files").iterdir()] == ["fastreboot-kexec"]
+
+
+def test_item13_the_role_copies_every_module_util_and_nothing_else(collections_path: Path, tmp_path: Path) -> None:
+    run = resolve(collections_path, tmp_path, FACTS["debian13"])
+    assert run.returncode == 0, run.output
+    assert run.resolved is not None
+    assert [Path(path).name for path in run.resolved["module_utils_sources"]] == sorted(path.name for path in MODULE_UTILS.glob("*.py"))
+    assert run.resolved["module_utils_dir"] == "/usr/local/lib/fastreboot-kexec/ansible_collections/fastreboot/kexec/plugins/module_utils"
+    content = run.resolved["launcher_content"]
+    # the interpreter the role checked, isolated and without bytecode; then the launcher as it is in files/
+    assert content.splitlines()[0] == "#!/usr/bin/python3 -IB"
+    assert content.split("\n", 1)[1] == (ROLE_DIR / "files" / "fastreboot-kexec").read_text(encoding="utf-8").split("\n", 1)[1]
 
 
 @pytest.mark.parametrize("platform", ["debian13", "rhel9", "leap156", "arch"])
-def test_load_unit_runs_the_helper_with_the_platform_loader(collections_path: Path, tmp_path: Path, platform: str) -> None:
-    expected = EXPECTED[platform]
-
+def test_item13_load_unit_runs_the_launcher(collections_path: Path, tmp_path: Path, platform: str) -> None:
     run = resolve(collections_path, tmp_path, FACTS[platform], kexec_every_reboot=True)
 
     assert run.returncode == 0, run.output
     assert run.resolved is not None
     unit = run.resolved["load_unit"]
-    pairs = [path for pair in expected.default_kernel_paths for path in pair]
-    words = " ".join([HELPER, "--if-rebooting", expected.default_kernel_loader] + pairs)
-    assert exec_stop_line(unit) == f"ExecStop={words}"
-    assert "RequiresMountsFor=/boot" in unit.splitlines()
+    # the same words on every platform: no per-platform loader method or kernel paths any more
+    assert unit_line(unit, "ExecStop") == f"ExecStop={LAUNCHER} load-default --if-rebooting"
+    assert unit_line(unit, "RequiresMountsFor") == "RequiresMountsFor=/boot /usr/local/lib/fastreboot-kexec"
+    assert unit_line(unit, "TimeoutStopSec") == "TimeoutStopSec=150"
     assert "RemainAfterExit=yes" in unit.splitlines()
     assert "WantedBy=multi-user.target" in unit.splitlines()
+
+
+def test_item13_guard_unit_runs_the_launcher(collections_path: Path, tmp_path: Path) -> None:
+    run = resolve(collections_path, tmp_path, FACTS["debian12"])
+
+    assert run.returncode == 0, run.output
+    assert run.resolved is not None
+    unit = run.resolved["guard_unit"]
+    assert unit_line(unit, "ExecStart") == f"ExecStart={LAUNCHER} guard"
+    assert unit_line(unit, "TimeoutStartSec") == "TimeoutStartSec=90"
+    assert "WantedBy=kexec.target" in unit.splitlines() and "DefaultDependencies=no" in unit.splitlines()
+    assert "/sys/kernel" not in unit and "kexec -u" not in unit  # no shell script: the check is _shutdown.py
+
+
+@pytest.mark.parametrize("every_reboot", [False, True])
+def test_item13_a_python_too_old_for_the_guard_and_helper_is_refused(collections_path: Path, tmp_path: Path, every_reboot: bool) -> None:
+    old = {"executable": "/usr/libexec/platform-python", "version": {"major": 3, "minor": 6, "micro": 8, "releaselevel": "final", "serial": 0}}
+    run = resolve(collections_path, tmp_path, linux_facts("RedHat", "Rocky", "8.10", python=old), kexec_every_reboot=every_reboot)
+
+    assert run.returncode != 0
+    assert run.resolved is None
+    assert "needs Python 3.9 or newer (like the modules), but /usr/libexec/platform-python is Python 3.6" in run.output
+    assert "ansible_python_interpreter" in run.output
+
+
+def test_item13_without_systemd_an_old_python_is_no_problem(collections_path: Path, tmp_path: Path) -> None:
+    old = {"executable": "/usr/bin/python3", "version": {"major": 3, "minor": 6, "micro": 8, "releaselevel": "final", "serial": 0}}
+    run = resolve(collections_path, tmp_path, linux_facts("Alpine", "Alpine", "3.20.3", service_mgr="openrc", python=old))
+    assert run.returncode == 0, run.output
 
 
 def test_debian_without_systemd_gets_no_systemd_policy(collections_path: Path, tmp_path: Path) -> None:
@@ -237,7 +248,7 @@ def test_bookworm_keeps_its_init_scripts_without_systemd(collections_path: Path,
     "facts, named",
     [
         ({"system": "FreeBSD", "os_family": "FreeBSD", "distribution": "FreeBSD", "distribution_version": "14.1",
-          "distribution_major_version": "14", "service_mgr": "bsdinit"}, "FreeBSD 14.1"),
+          "distribution_major_version": "14", "service_mgr": "bsdinit", "python": PYTHON}, "FreeBSD 14.1"),
         (linux_facts("Gentoo", "Gentoo", "2.15", service_mgr="openrc"), "Gentoo 2.15"),
         (linux_facts("Debian", "Debian", "11.11"), "Debian 11.11"),
         (linux_facts("RedHat", "CentOS", "7.9.2009"), "CentOS 7.9.2009"),
@@ -268,6 +279,5 @@ def test_every_reboot_kexec_is_refused_without_a_mechanism(collections_path: Pat
 
 def test_every_platform_file_is_exercised() -> None:
     # A vars file no fixture loads would be untested: keep EXPECTED in step with vars/.
-    loaded = {"main.yml", "Debian.yml", "Debian-12.yml", "Ubuntu-22.yml", "RedHat.yml", "Suse.yml",
-              "Archlinux.yml", "Alpine.yml"}
+    loaded = {"main.yml", "Debian.yml", "Debian-12.yml", "Ubuntu-22.yml", "Alpine.yml"}
     assert {path.name for path in (ROLE_DIR / "vars").glob("*.yml")} == loaded
