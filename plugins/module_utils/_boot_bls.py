@@ -75,7 +75,6 @@ def read_bls_entries(
     return [item[3] for item in parsed]
 
 
-
 def read_systemd_boot_default(host: HostFiles) -> BootEntry | None:
     """systemd-boot's default entry (EFI variables, loader.conf, BLS entries); None without systemd-boot."""
     loader_conf = next((f"{esp}/loader/loader.conf" for esp in ESP_MOUNTS if host.is_file(f"{esp}/loader/loader.conf")), None)

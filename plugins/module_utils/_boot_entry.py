@@ -71,4 +71,3 @@ def read_efi_string(host: HostFiles, name: str) -> str | None:
         return None
     text = data[4:].decode("utf-16-le", errors="replace").split("\0", 1)[0]
     return text or None
-

@@ -354,7 +354,6 @@ def _find_menu_item(items: list[GrubItem], spec: str) -> tuple[GrubItem | None, 
     return item, ""
 
 
-
 def _grub_config_path(host: HostFiles) -> str | None:
     candidates = list(GRUB_CONFIGS) + [f"{directory}/grub.cfg" for directory in host.glob(EFI_DIR, "*")]
     for path in candidates:

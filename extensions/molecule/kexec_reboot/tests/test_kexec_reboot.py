@@ -43,3 +43,19 @@ def test_default_policy_is_in_place(host):
 def test_system_is_healthy_after_all_reboots(host):
     assert host.run("systemctl is-system-running --wait").stdout.strip() in ("running", "degraded")
     assert host.service("ssh").is_running
+
+
+def test_private_copy_of_the_collection_code_is_root_only(host):
+    # The guard and the shutdown helper run the collection's module_utils from this tree (issue 13).
+    base = "/usr/local/lib/fastreboot-kexec"
+    launcher = host.file(f"{base}/fastreboot-kexec")
+    assert launcher.user == "root" and launcher.mode == 0o755
+    python = host.run("readlink -f /usr/bin/python3").stdout.strip()
+    assert launcher.content_string.splitlines()[0] in (f"#!{python} -IB", "#!/usr/bin/python3 -IB")
+    tree = f"{base}/ansible_collections/fastreboot/kexec/plugins/module_utils"
+    for entry in host.run(f"find {base} -printf '%u %m %p\\n'").stdout.splitlines():
+        owner, mode = entry.split(" ")[:2]
+        assert owner == "root" and int(mode, 8) & 0o022 == 0, entry
+    assert host.file(f"{tree}/_shutdown.py").exists and host.file(f"{tree}/_loader.py").exists
+    assert not host.file("/usr/local/sbin/fastreboot-kexec-load").exists
+

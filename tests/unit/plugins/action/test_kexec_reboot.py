@@ -202,7 +202,9 @@ def info_result(record: dict[str, t.Any] | None, kexec_loaded: bool = True) -> d
 def test_use_loaded_jumps_although_loading_is_disabled() -> None:
     # kernel.kexec_load_disabled stops further loads, not the jump into the image loaded before.
     record = {"kernel": "/boot/vmlinuz-6.1.0-26-amd64", "kernel_release": RELEASE_LOADED, "cmdline": CMDLINE_LOADED}
-    disabled = {"supported": False, "verdict": "kexec not possible: " + LOAD_DISABLED_PROBLEM, "problems": [LOAD_DISABLED_PROBLEM], "problem_codes": [LOAD_DISABLED]}
+    disabled = {
+        "supported": False, "verdict": "kexec not possible: " + LOAD_DISABLED_PROBLEM, "problems": [LOAD_DISABLED_PROBLEM], "problem_codes": [LOAD_DISABLED],
+    }
     info = dict(info_result(record), support=disabled)
     assert expectation_from_info(info, None) == (Expectation(RELEASE_LOADED, CMDLINE_LOADED), [])
     # Nothing loaded, or a problem that also stops the jump (no CAP_SYS_BOOT): refused, naming it.
@@ -1132,7 +1134,9 @@ def test_cold_fallback_when_kexec_is_missing_for_method_immediate() -> None:
 
 
 def test_cold_fallback_with_use_loaded_and_loading_disabled(tmp_path: t.Any) -> None:
-    disabled = {"supported": False, "verdict": "kexec not possible: " + LOAD_DISABLED_PROBLEM, "problems": [LOAD_DISABLED_PROBLEM], "problem_codes": [LOAD_DISABLED]}
+    disabled = {
+        "supported": False, "verdict": "kexec not possible: " + LOAD_DISABLED_PROBLEM, "problems": [LOAD_DISABLED_PROBLEM], "problem_codes": [LOAD_DISABLED],
+    }
     # nothing loaded and loading disabled: the host cannot kexec, so it reboots cold
     nothing = dict(info_result(None, kexec_loaded=False), support=disabled)
     result = Run({"use_loaded": True, "cold_fallback": True}, info=nothing, host_kwargs={"outcome": "cold", "kexec_loaded": False})()
