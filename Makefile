@@ -6,7 +6,7 @@ VENV := .venv
 VENV_OLDEST := .venv-oldest
 LAB := python3 tests/lab/lab.py
 SCENARIOS ?= lab_smoke modules kexec_reboot
-SCENARIO ?= default
+SCENARIO ?= modules
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/tests/output/collections
 export ANSIBLE_FORCE_COLOR := false
 export PY_COLORS := 0
@@ -33,7 +33,7 @@ demo: setup collection  ## the main job on a lab VM (bookworm by default: DIST=t
 test: setup collection  ## full suite: lint, sanity, units (both ansible-cores), Molecule scenarios
 	tests/tools/run-suite.sh
 
-test-all: setup collection  ## the release matrix: `make test` with every release of every scenario, and `default`
+test-all: setup collection  ## the full matrix: `make test` plus what only SUITE=all runs (e.g. a kernel removed and installed again)
 	SUITE=all tests/tools/run-suite.sh
 
 lint: setup collection  ## yamllint, ansible-lint (production profile), changelog and plugin docs lint, tarball contents

@@ -91,6 +91,10 @@ display = Display()
 LOAD_MODULE = "fastreboot.kexec.kexec_load"
 INFO_MODULE = "fastreboot.kexec.kexec_info"
 CONTROLLER_BOOT_ID = BOOT_ID  # the same file on the controller
+# ansible-core's default connection timeout (DEFAULT_TIMEOUT), for a connection plugin that has none.
+DEFAULT_CONNECTION_TIMEOUT = 10
+# At least this long without output while privilege escalation runs, before it counts as stalled.
+TRIGGER_PROMPT_TIMEOUT = 10
 DEFAULT_MSG = "Reboot (kexec) initiated by Ansible"
 # ansible.builtin.reboot's default boot_time_command: the same as the boot_id this action always reads.
 DEFAULT_BOOT_TIME_COMMAND = f"cat {BOOT_ID}"  # ansible.builtin.reboot's default, verbatim
@@ -438,6 +442,25 @@ class ActionModule(ActionBase):
     def _login_timeout(self, options: RebootOptions) -> float:
         return options.connect_timeout + LOGIN_GRACE
 
+    def _preflight_login_timeout(self, options: RebootOptions) -> float:
+        """The bound of a login before the trigger, while the host is up.
+
+        It may be the first login of this boot for the user (PAM, logind, the user's systemd manager),
+        which takes seconds under load (over 15 s on a busy lab VM): allow the connection's own timeout
+        plus twice the grace, never less than a login of the wait.
+        """
+        configured = self._connection_option("timeout")
+        try:
+            configured_seconds = float(configured) if configured is not None else float(DEFAULT_CONNECTION_TIMEOUT)
+        except (TypeError, ValueError):
+            configured_seconds = float(DEFAULT_CONNECTION_TIMEOUT)
+        return max(self._login_timeout(options), configured_seconds + 2 * LOGIN_GRACE)
+
+    def _trigger_prompt_timeout(self, options: RebootOptions) -> int:
+        """The connection timeout during the trigger: privilege escalation that says nothing for this long
+        (plus the plugin's 2 s) ends in its "waiting for privilege escalation" error, so the command never ran."""
+        return max(options.connect_timeout, TRIGGER_PROMPT_TIMEOUT)
+
     def _banner_target(self, options: RebootOptions) -> tuple[str, int] | None:
         """address and port for SSH banner probes, when the connection is ssh-like and the banner answers now.
 
@@ -467,7 +490,7 @@ class ActionModule(ActionBase):
         """The host's state and where the trigger's programs are, in one login without become."""
         command = f"{HOST_STATE_COMMAND}; {locate_command(options.search_folders)}"
         try:
-            answer = self._run_bounded(command, self._login_timeout(options), sudoable=False)
+            answer = self._run_bounded(command, self._preflight_login_timeout(options), sudoable=False)
         except ProbeFailed as error:
             raise PreflightError(f"could not read the host's boot_id before the reboot, nothing was rebooted: {error}") from error
         state = parse_host_state(answer.stdout) if answer.rc == 0 else None
@@ -483,7 +506,7 @@ class ActionModule(ActionBase):
         if options.boot_time_command is None:
             return None
         try:
-            answer = self._run_bounded(options.boot_time_command, self._login_timeout(options), sudoable=True)
+            answer = self._run_bounded(options.boot_time_command, self._preflight_login_timeout(options), sudoable=True)
         except ProbeFailed as error:
             raise PreflightError(f"boot_time_command could not run before the reboot, nothing was rebooted: {error}") from error
         output = answer.stdout.strip()
@@ -747,12 +770,13 @@ class ActionModule(ActionBase):
         """
         what = "the cold reboot command" if cold else "the reboot trigger"
         kept = "" if cold else " and the image stays loaded (an ordinary reboot unloads it)"
-        # The connection's timeout also bounds privilege escalation: at connect_timeout, a stalled sudo ends
-        # in its "waiting for privilege escalation" error (the command never ran) within this login's bound,
-        # not in an abandoned login that would look like a host going down.
-        self._override_option("timeout", options.connect_timeout)
+        # The connection's timeout also bounds privilege escalation: a stalled sudo ends in its "waiting for
+        # privilege escalation" error (the command never ran) within this login's bound, not in an abandoned
+        # login that would look like a host going down (seen on a lab VM with the play's 30 s timeout).
+        prompt_timeout = self._trigger_prompt_timeout(options)
+        self._override_option("timeout", prompt_timeout)
         try:
-            answer = self._run_bounded(command, self._login_timeout(options), sudoable=True, in_data=in_data)
+            answer = self._run_bounded(command, max(self._login_timeout(options), prompt_timeout + LOGIN_GRACE), sudoable=True, in_data=in_data)
         except CommandNotRun as error:
             if not cold:
                 self._forget_request(options)

@@ -689,8 +689,22 @@ def test_item01_trigger_runs_with_the_connection_timeout_at_connect_timeout() ->
     run.action._low_level_execute_command = recording  # type: ignore[method-assign]
     result = run()
     assert not result.get("failed"), result["msg"]
-    assert seen == [5]
+    # at least TRIGGER_PROMPT_TIMEOUT (a busy host's sudo may be slow), below the trigger login's bound
+    assert seen == [kexec_reboot.TRIGGER_PROMPT_TIMEOUT]
     assert connection.options["timeout"] == 30  # restored at the end of the task
+
+
+def test_first_login_before_the_trigger_gets_the_connections_timeout() -> None:
+    """The preflight login may be the user's first of this boot (PAM, logind, user manager): on a busy lab VM it
+    took over connect_timeout + LOGIN_GRACE (15 s), so the host was refused although it was up."""
+    connection = FakeConnection()
+    connection.options["timeout"] = 30
+    run = Run({"connect_timeout": 5}, connection=connection)
+    options = options_from({"connect_timeout": 5})
+    assert run.action._preflight_login_timeout(options) == 30 + 2 * kexec_reboot.LOGIN_GRACE
+    # never shorter than a login of the wait
+    connection.options["timeout"] = 1
+    assert run.action._preflight_login_timeout(options_from({"connect_timeout": 30})) == 30 + kexec_reboot.LOGIN_GRACE
 
 
 def test_sudo_refusal_as_an_answer_fails_at_once() -> None:
