@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# The full suite behind `make test`: lint, sanity and units on the newest and the oldest
-# ansible-core, and every Molecule scenario on lab VMs. Prints one line per step and a closing
-# count; each step's log is in tests/output/suite/.
+# The full suite behind `make test` and `make test-all`: lint, sanity and units on the newest and
+# the oldest ansible-core, and the Molecule scenarios on lab VMs. Prints one line per step, and at
+# the end a table of every step's (so every scenario's) time and a count; each step's log is in
+# tests/output/suite/.
+#   SUITE=ci (make test, the default)  the CI scenarios
+#   SUITE=all (make test-all)          the same scenarios; SUITE is exported to them, so that they
+#                                      run what is too slow for CI with "all" (a kernel reinstall)
+#   SCENARIOS="a b"                    exactly these scenarios
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo" || exit 1
@@ -10,24 +15,34 @@ mkdir -p "$out"
 lab() { python3 tests/lab/lab.py "$@"; }
 trap 'lab down --all >/dev/null 2>&1 || true' EXIT
 
-# The suite's scenarios (CI-proven); `default` (the whole collection in one boot chain per VM, newer)
-# runs on request: SCENARIOS=default.
-scenarios=${SCENARIOS:-lab_smoke modules kexec_reboot}
+# The suite's scenarios, grouped by host flavour (today one: BIOS + GRUB, both releases).
+export SUITE=${SUITE:-ci}
+case $SUITE in
+  ci) default_scenarios="lab_smoke modules kexec_reboot" ;;
+  all) default_scenarios="lab_smoke modules kexec_reboot" ;;
+  *) echo "run-suite: SUITE must be ci or all, not '$SUITE'" >&2; exit 2 ;;
+esac
+scenarios=${SCENARIOS:-$default_scenarios}
 passed=0 failed=0 failures=()
 started=$(date +%s)
+timings=$out/timings.tsv  # one line per finished step: name, result, seconds (the lanes are subshells)
+: > "$timings"
 
 step() {  # step NAME TIMEOUT_SECONDS COMMAND...: run, time, count; output goes to the console and a log
-  local name=$1 limit=$2 t0 rc
+  local name=$1 limit=$2 t0 rc took
   shift 2
   t0=$(date +%s)
   echo "=== $name"
   timeout --kill-after=30 "$limit" "$@" 2>&1 | tee "$out/$name.log"
   rc=${PIPESTATUS[0]}
+  took=$(( $(date +%s) - t0 ))
   if [ "$rc" -eq 0 ]; then
-    passed=$((passed + 1)); echo "=== $name: ok ($(( $(date +%s) - t0 ))s)"
+    passed=$((passed + 1)); echo "=== $name: ok (${took}s)"
+    printf '%s\tok\t%s\n' "$name" "$took" >> "$timings"
   else
     failed=$((failed + 1)); failures+=("$name (exit $rc, log $out/$name.log)")
-    echo "=== $name: FAILED with exit $rc after $(( $(date +%s) - t0 ))s; log: $out/$name.log"
+    echo "=== $name: FAILED with exit $rc after ${took}s; log: $out/$name.log"
+    printf '%s\tFAILED\t%s\n' "$name" "$took" >> "$timings"
   fi
 }
 
@@ -37,6 +52,7 @@ lane_out=$out/lanes
 mkdir -p "$lane_out"
 (
   step lint 900 make -s lint
+  step docs 900 make -s docs
   step sanity 1800 make -s sanity
   step units 900 make -s units
   echo "$passed $failed" > "$lane_out/static.count"; printf '%s\n' "${failures[@]}" > "$lane_out/static.failures"
@@ -60,11 +76,15 @@ done
 
 for s in $scenarios; do
   [ "$s" = lab_smoke ] && continue
-  step "molecule-$s" 3600 tests/tools/molecule.sh test -s "$s"
+  step "molecule-$s" 4500 tests/tools/molecule.sh test -s "$s"
 done
 
 echo
-echo "=== suite finished in $(( $(date +%s) - started ))s"
+echo "=== suite finished in $(( $(date +%s) - started ))s (SUITE=$SUITE; lint/sanity/units ran beside images/lab_smoke)"
+printf '%-28s %-7s %8s\n' step result seconds
+while IFS=$'\t' read -r name result took; do
+  printf '%-28s %-7s %8s\n' "$name" "$result" "$took"
+done < "$timings"
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
 echo "suite: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
