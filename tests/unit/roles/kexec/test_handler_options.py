@@ -12,9 +12,6 @@ it writes the options the handler passed to a JSON file and reboots nothing.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import typing as t
 from pathlib import Path
 
@@ -22,12 +19,11 @@ import pytest
 import yaml
 
 from ansible_collections.fastreboot.kexec.plugins.action.kexec_reboot import ARGUMENT_SPEC
+from ansible_collections.fastreboot.kexec.tests.unit.roles.kexec.playbook import run_playbook
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 ROLE_DIR = REPO_ROOT / "roles" / "kexec"
 PLAYBOOK = Path(__file__).resolve().parent / "notify_handler.yml"
-_PLAYBOOK_SCRIPT = Path(sys.executable).parent / "ansible-playbook"
-ANSIBLE_PLAYBOOK = [str(_PLAYBOOK_SCRIPT)] if _PLAYBOOK_SCRIPT.exists() else [sys.executable, "-m", "ansible.cli.playbook"]
 
 DEBIAN12_FACTS = {
     "system": "Linux",
@@ -116,22 +112,7 @@ def notify(collections_path: Path, tmp_path: Path, role_vars: dict[str, t.Any]) 
         "ansible_facts": DEBIAN12_FACTS,
         "argument_specs_path": str(ROLE_DIR / "meta" / "argument_specs.yml"),
     }
-    extra_path = tmp_path / "extra_vars.json"
-    extra_path.write_text(json.dumps(extra), encoding="utf-8")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
-    env.update(
-        ANSIBLE_COLLECTIONS_PATH=str(collections_path),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
-        ANSIBLE_LOCALHOST_WARNING="false",
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-        ANSIBLE_NOCOLOR="true",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        HANDLER_OPTIONS_PATH=str(passed_path),
-    )
-    completed = subprocess.run(
-        [*ANSIBLE_PLAYBOOK, "-i", "localhost,", str(PLAYBOOK), "-e", f"@{extra_path}"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
-    )
+    completed = run_playbook(PLAYBOOK, collections_path, tmp_path, extra, HANDLER_OPTIONS_PATH=str(passed_path))
     passed = json.loads(passed_path.read_text(encoding="utf-8")) if passed_path.exists() else None
     return HandlerRun(completed.returncode, completed.stdout + completed.stderr, passed)
 

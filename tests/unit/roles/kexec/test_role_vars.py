@@ -12,21 +12,16 @@ reads back what the role resolved (package, layout fact, policy mechanism, rende
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import typing as t
 from pathlib import Path
 
 import pytest
 
+from ansible_collections.fastreboot.kexec.tests.unit.roles.kexec.playbook import run_playbook
+
 REPO_ROOT = Path(__file__).resolve().parents[4]
 ROLE_DIR = REPO_ROOT / "roles" / "kexec"
 PLAYBOOK = Path(__file__).resolve().parent / "resolve_vars.yml"
-# The ansible-playbook of the interpreter running the tests (the venv's script, or the module when
-# the scripts are not installed, as under ansible-test units).
-_PLAYBOOK_SCRIPT = Path(sys.executable).parent / "ansible-playbook"
-ANSIBLE_PLAYBOOK = [str(_PLAYBOOK_SCRIPT)] if _PLAYBOOK_SCRIPT.exists() else [sys.executable, "-m", "ansible.cli.playbook"]
 LAUNCHER = "/usr/local/lib/fastreboot-kexec/fastreboot-kexec"
 MODULE_UTILS = REPO_ROOT / "plugins" / "module_utils"
 PYTHON = {"executable": "/usr/bin/python3", "version": {"major": 3, "minor": 11, "micro": 2, "releaselevel": "final", "serial": 0}}
@@ -110,21 +105,7 @@ def resolve(collections_path: Path, tmp_path: Path, facts: dict[str, str], **ext
         "role_path": str(ROLE_DIR),
         **extra_vars,
     }
-    extra_path = tmp_path / "extra_vars.json"
-    extra_path.write_text(json.dumps(extra), encoding="utf-8")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
-    env.update(
-        ANSIBLE_COLLECTIONS_PATH=str(collections_path),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
-        ANSIBLE_LOCALHOST_WARNING="false",
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-        ANSIBLE_NOCOLOR="true",
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-    )
-    completed = subprocess.run(
-        [*ANSIBLE_PLAYBOOK, "-i", "localhost,", str(PLAYBOOK), "-e", f"@{extra_path}"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
-    )
+    completed = run_playbook(PLAYBOOK, collections_path, tmp_path, extra)
     resolved = json.loads(resolved_path.read_text(encoding="utf-8")) if resolved_path.exists() else None
     return PlaybookRun(completed.returncode, completed.stdout + completed.stderr, resolved)
 
