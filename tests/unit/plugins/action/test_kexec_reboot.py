@@ -1171,3 +1171,10 @@ def test_cold_reboot_that_never_happens_times_out_without_a_kernel_expectation(t
     result = run()
     assert result["failed"] and "expected a new boot (cold reboot, any kernel)" in result["msg"]
     assert run.host.marker_removals == 0  # removed in the trigger already; no kexec marker to forget
+
+
+def test_item09_kexec_reboot_forwards_append_unchanged() -> None:
+    validated = ArgumentSpecValidator(ARGUMENT_SPEC).validate({"append": "console=ttyS0,115200", "remove": ["quiet splash"]})
+    assert not validated.error_messages
+    assert validated.validated_parameters["append"] == "console=ttyS0,115200"
+    assert validated.validated_parameters["remove"] == ["quiet splash"]

@@ -12,9 +12,6 @@ import shutil
 
 import pytest
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-
-from ansible_collections.fastreboot.kexec.plugins.action.kexec_reboot import ARGUMENT_SPEC as REBOOT_ARGUMENT_SPEC
 from ansible_collections.fastreboot.kexec.plugins.modules import kexec_load
 from ansible_collections.fastreboot.kexec.tests.unit.plugins.module_utils import layouts
 from ansible_collections.fastreboot.kexec.tests.unit.plugins.module_utils.hosttree import ROOT_UUID, FakeKexec, HostTree, cpio
@@ -210,10 +207,3 @@ def test_item09_each_parameter_of_an_item_replaces_by_its_key(tree):
 
 def test_item09_remove_string_is_split_the_same_way(tree):
     assert module_cmdline(tree, remove="quiet ro") == f"root=UUID={ROOT_UUID}"
-
-
-def test_item09_kexec_reboot_forwards_append_unchanged():
-    validated = ArgumentSpecValidator(REBOOT_ARGUMENT_SPEC).validate({"append": "console=ttyS0,115200", "remove": ["quiet splash"]})
-    assert not validated.error_messages
-    assert validated.validated_parameters["append"] == "console=ttyS0,115200"
-    assert validated.validated_parameters["remove"] == ["quiet splash"]
