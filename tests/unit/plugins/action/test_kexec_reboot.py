@@ -885,16 +885,9 @@ def test_boot_time_command_that_does_not_change_fails_at_the_deadline() -> None:
     assert "the output of boot_time_command is unchanged" in result["msg"]
 
 
-def test_item11_host_resolved_once_before_the_reboot(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_item11_host_resolved_once_before_the_reboot(name_lookups: list[tuple[str, int]]) -> None:
     server = AlwaysBanner()
-    lookups: list[tuple[str, int]] = []
-    real_getaddrinfo = socket.getaddrinfo
-
-    def recording_getaddrinfo(host: str, port: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
-        lookups.append((host, kwargs.get("flags", 0)))
-        return real_getaddrinfo(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", recording_getaddrinfo)
+    lookups = name_lookups
     connection = FakeConnection(port=server.port)
     connection.options["host"] = "localhost"
     try:

@@ -622,16 +622,9 @@ def test_read_ssh_banner_waits_longer_for_the_banner_than_for_the_connect() -> N
         silent.close()
 
 
-def test_item11_banner_probe_never_resolves_names(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_item11_banner_probe_never_resolves_names(name_lookups: list[tuple[str, int]]) -> None:
     """A name would need DNS, which no socket timeout bounds: the probe takes addresses only."""
-    lookups: list[tuple[str, int]] = []
-    real_getaddrinfo = socket.getaddrinfo
-
-    def recording_getaddrinfo(host: str, port: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
-        lookups.append((host, kwargs.get("flags", 0)))
-        return real_getaddrinfo(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", recording_getaddrinfo)
+    lookups = name_lookups
     server = BannerServer(b"SSH-2.0-OpenSSH_9.2\r\n")
     try:
         assert read_ssh_banner("localhost", server.port, 0.5) is False
