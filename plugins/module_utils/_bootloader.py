@@ -14,14 +14,8 @@ from __future__ import annotations
 
 import typing as t
 
-# BootEntry, BootLoaderError and ESP_MOUNTS are imported from here by _kernels and the tests.
 from ansible_collections.fastreboot.kexec.plugins.module_utils._boot_bls import read_systemd_boot_default
-from ansible_collections.fastreboot.kexec.plugins.module_utils._boot_entry import (  # pylint: disable=unused-import
-    ESP_MOUNTS,
-    BootEntry,
-    BootLoaderError,
-    read_efi_string,
-)
+from ansible_collections.fastreboot.kexec.plugins.module_utils._boot_entry import BootEntry, BootLoaderError, read_efi_string
 from ansible_collections.fastreboot.kexec.plugins.module_utils._boot_extlinux import read_extlinux_default
 from ansible_collections.fastreboot.kexec.plugins.module_utils._boot_grub import read_grub_default
 from ansible_collections.fastreboot.kexec.plugins.module_utils._boot_grubby import read_grubby_default

@@ -11,12 +11,8 @@ import stat
 import typing as t
 from dataclasses import asdict, dataclass, field
 
-from ansible_collections.fastreboot.kexec.plugins.module_utils._bootloader import (
-    ESP_MOUNTS,
-    BootEntry,
-    BootLoader,
-    BootLoaderError,
-)
+from ansible_collections.fastreboot.kexec.plugins.module_utils._boot_entry import ESP_MOUNTS, BootEntry, BootLoaderError
+from ansible_collections.fastreboot.kexec.plugins.module_utils._bootloader import BootLoader
 from ansible_collections.fastreboot.kexec.plugins.module_utils._host import CommandRunner, HostFiles
 from ansible_collections.fastreboot.kexec.plugins.module_utils._paths import MODULE_DIRS, OSRELEASE, PROC_CMDLINE
 from ansible_collections.fastreboot.kexec.plugins.module_utils._kernel_image import (

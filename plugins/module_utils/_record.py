@@ -19,13 +19,9 @@ import tempfile
 import typing as t
 
 from ansible_collections.fastreboot.kexec.plugins.module_utils._host import HostFiles, ownership_problems
-# KEXEC_LOADED, KEXEC_CRASH_LOADED and KEXEC_REQUESTED_FILE are imported from here by older callers.
-from ansible_collections.fastreboot.kexec.plugins.module_utils._paths import (  # pylint: disable=unused-import
+from ansible_collections.fastreboot.kexec.plugins.module_utils._paths import (
     BOOT_ID,
     CONCATENATED_INITRD,
-    KEXEC_CRASH_LOADED,
-    KEXEC_LOADED,
-    KEXEC_REQUESTED_FILE,
     RECORD_DIR,
     RECORD_FILE,
     STAGED_INITRD,

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.fastreboot.kexec.plugins.module_utils._boot_grub import GrubConfig, parse_grubenv
-from ansible_collections.fastreboot.kexec.plugins.module_utils._bootloader import BootLoader, BootLoaderError
+from ansible_collections.fastreboot.kexec.plugins.module_utils._boot_entry import BootLoaderError
+from ansible_collections.fastreboot.kexec.plugins.module_utils._bootloader import BootLoader
 from ansible_collections.fastreboot.kexec.plugins.module_utils._host import HostFiles
 from ansible_collections.fastreboot.kexec.tests.unit.plugins.module_utils import layouts
 from ansible_collections.fastreboot.kexec.tests.unit.plugins.module_utils.hosttree import ROOT_UUID, FakeKexec, HostTree

@@ -12,11 +12,8 @@ import stat
 import pytest
 
 from ansible_collections.fastreboot.kexec.plugins.module_utils._host import HostFiles
+from ansible_collections.fastreboot.kexec.plugins.module_utils._paths import CONCATENATED_INITRD, RECORD_DIR, RECORD_FILE, STAGED_INITRD
 from ansible_collections.fastreboot.kexec.plugins.module_utils._record import (
-    CONCATENATED_INITRD,
-    RECORD_DIR,
-    RECORD_FILE,
-    STAGED_INITRD,
     RecordError,
     RecordStore,
     differing_fields,
