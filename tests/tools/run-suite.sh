@@ -79,6 +79,31 @@ for s in $scenarios; do
   step "molecule-$s" 4500 tests/tools/molecule.sh test -s "$s"
 done
 
+# A digest of each failed step, printed last so that a log tail shows the cause: the failing task
+# and its message (failures that the play ignores are left out), pytest's assertion lines.
+digest() {  # digest LOG
+  awk '
+    function flush() {
+      if (pending != "" && !ignored) { print "  " task; print "    " substr(pending, 1, 700) }
+      pending = ""; ignored = 0; inblock = 0
+    }
+    /^TASK \[/ { flush(); task = $0; next }
+    inblock { line = $0; gsub(/^ +/, "", line); pending = pending " " line; if ($0 ~ /^\}/) inblock = 0; next }
+    /^\.\.\.ignoring/ { ignored = 1; flush(); next }
+    /^(fatal|failed): \[/ { flush(); pending = $0; inblock = ($0 ~ /=> \{$/); next }
+    pending != "" && !inblock { flush() }
+    /^E   / || /^FAILED [^-]/ { print "    " substr($0, 1, 300) }
+    END { flush() }
+  ' "$1" | tail -n 40
+}
+for f in "${failures[@]}"; do
+  log=${f##*log }; log=${log%)}
+  [ -f "$log" ] || continue
+  echo
+  echo "=== digest of ${f%% *}"
+  digest "$log"
+done
+
 echo
 echo "=== suite finished in $(( $(date +%s) - started ))s (SUITE=$SUITE; lint/sanity/units ran beside images/lab_smoke)"
 printf '%-28s %-7s %8s\n' step result seconds
