@@ -4,8 +4,8 @@
 
 """The role's shutdown helper and guard: what roles/kexec/files/fastreboot-kexec runs on the host.
 
-Internal to fastreboot.kexec, not a public API. The role copies module_utils into a private tree
-on the host (/usr/local/lib/fastreboot-kexec), so both run the modules' own code:
+Internal to fastreboot.kexec, not a public API. The role installs a launcher that carries
+module_utils (/usr/local/lib/fastreboot-kexec/fastreboot-kexec), so both run the modules' own code:
 
 load-default (kexec_every_reboot: true; fastreboot-kexec-load.service runs it when a reboot stops
   it): the same KexecLoader request as `kexec_load kernel=default` with every other option at its

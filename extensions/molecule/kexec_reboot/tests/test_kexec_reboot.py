@@ -1,7 +1,7 @@
 # Copyright (c) 2026, fastreboot.kexec contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""After converge: data survived the reboots, the private copy of the collection code is root's, and the
+"""After converge: data survived the reboots, the launcher that carries the collection code is root's, and the
 last ordinary reboot (kexec_every_reboot: true) was a kexec into the boot loader's default kernel."""
 from __future__ import annotations
 
@@ -44,16 +44,18 @@ def test_system_is_healthy_after_all_reboots(host):
     assert host.service("ssh").is_running
 
 
-def test_private_copy_of_the_collection_code_is_root_only(host):
-    # The guard and the shutdown helper run the collection's module_utils from this tree (issue 13).
+def test_the_launcher_of_the_collection_code_is_root_only(host):
+    # The guard and the shutdown helper run the collection's module_utils, carried by the launcher (issue 13).
     base = "/usr/local/lib/fastreboot-kexec"
     launcher = host.file(f"{base}/fastreboot-kexec")
     assert launcher.user == "root" and launcher.mode == 0o755
     python = host.run("readlink -f /usr/bin/python3").stdout.strip()
-    assert launcher.content_string.splitlines()[0] in (f"#!{python} -IB", "#!/usr/bin/python3 -IB")
-    tree = f"{base}/ansible_collections/fastreboot/kexec/plugins/module_utils"
+    text = launcher.content_string
+    assert text.splitlines()[0] in (f"#!{python} -IB", "#!/usr/bin/python3 -IB")
+    assert '"_shutdown": "' in text and '"_loader": "' in text
     for entry in host.run(f"find {base} -printf '%u %m %p\\n'").stdout.splitlines():
         owner, mode = entry.split(" ")[:2]
         assert owner == "root" and int(mode, 8) & 0o022 == 0, entry
-    assert host.file(f"{tree}/_shutdown.py").exists and host.file(f"{tree}/_loader.py").exists
+    # only the launcher: no tree of earlier versions, no bytecode written by -B
+    assert host.run(f"find {base} -mindepth 1").stdout.split() == [f"{base}/fastreboot-kexec"]
     assert not host.file("/usr/local/sbin/fastreboot-kexec-load").exists

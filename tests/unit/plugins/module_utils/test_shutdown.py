@@ -15,7 +15,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import time
 import typing as t
 from pathlib import Path
@@ -42,7 +41,6 @@ from ansible_collections.fastreboot.kexec.tests.unit.plugins.modules.moduletest 
 
 KEXEC = "/usr/sbin/kexec"
 NOW = 1767607200.0
-LAUNCHER = Path(__file__).resolve().parents[4] / "roles" / "kexec" / "files" / "fastreboot-kexec"
 
 # Every layout builder of layouts.py (a function of the tree alone).
 LAYOUTS = {
@@ -364,33 +362,3 @@ def test_item13_guard_under_lockdown_never_tries_kexec_load(debian: HostTree) ->
     debian.write("/sys/kernel/security/lockdown", "none [integrity] confidentiality\n")
     rc, dummy, runner = run(debian, ["guard"], NoFileUnload(debian, legacy_works=True))
     assert rc == 1 and runner.kexec_calls() == [[KEXEC, "-u", "-s"]]
-
-
-# The launcher ---------------------------------------------------------------------------------------
-
-
-def test_item13_launcher_runs_the_private_tree(tmp_path: Path) -> None:
-    """The installed layout: the launcher next to ansible_collections/fastreboot/kexec/plugins/module_utils."""
-    module_utils = Path(_shutdown.__file__).parent
-    private = tmp_path / "fastreboot-kexec"
-    target = private / "ansible_collections" / "fastreboot" / "kexec" / "plugins" / "module_utils"
-    target.mkdir(parents=True)
-    for source in module_utils.glob("*.py"):
-        (target / source.name).write_bytes(source.read_bytes())
-    for package in list(target.parents)[:4]:  # as the role does: ansible_collections .. plugins, not module_utils
-        (package / "__init__.py").touch()
-    launcher = private / "fastreboot-kexec"
-    text = LAUNCHER.read_text(encoding="utf-8")
-    assert text.startswith("#!/usr/bin/env python\n")
-    launcher.write_text(f"#!{sys.executable} -IB\n" + text.split("\n", 1)[1], encoding="utf-8")
-    launcher.chmod(0o755)
-    # Isolated (-I): neither the test's PYTHONPATH nor the current directory can put other code first.
-    completed = subprocess.run([str(launcher), "bogus"], capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
-                               env={"PATH": "/usr/bin:/bin", "PYTHONPATH": "/nonexistent"})
-    assert (completed.returncode, completed.stdout) == (2, _shutdown.USAGE + "\n"), completed.stderr
-    assert not list(private.rglob("__pycache__"))  # -B: nothing written into the root-owned tree
-    (target / "_shutdown.py").write_text("raise ImportError('broken copy')\n")
-    for command, expected in (("load-default", 0), ("guard", 1)):
-        completed = subprocess.run([str(launcher), command], capture_output=True, text=True, timeout=60, check=False)
-        assert completed.returncode == expected
-        assert completed.stdout.startswith("fastreboot-kexec: cannot load the collection's code (broken copy)")

@@ -11,12 +11,17 @@ reads back what the role resolved (package, layout fact, policy mechanism, rende
 
 from __future__ import annotations
 
+import ast
 import json
+import re
+import subprocess
+import sys
 import typing as t
 from pathlib import Path
 
 import pytest
 
+from ansible_collections.fastreboot.kexec.plugins.module_utils import _shutdown
 from ansible_collections.fastreboot.kexec.tests.unit.roles.kexec.playbook import run_playbook
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -148,16 +153,67 @@ def test_item13_no_kernel_layout_in_the_role() -> None:
     assert [path.name for path in (ROLE_DIR / "files").iterdir()] == ["fastreboot-kexec"]
 
 
-def test_item13_the_role_copies_every_module_util_and_nothing_else(collections_path: Path, tmp_path: Path) -> None:
-    run = resolve(collections_path, tmp_path, FACTS["debian13"])
+def bundled_module_utils(launcher_text: str) -> dict[str, str]:
+    """The MODULE_UTILS literal of a rendered launcher."""
+    assignments = [node for node in ast.parse(launcher_text).body
+                   if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "MODULE_UTILS"]
+    assert len(assignments) == 1
+    return ast.literal_eval(assignments[0].value)
+
+
+@pytest.fixture(scope="module")
+def launcher_text(collections_path: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    run = resolve(collections_path, tmp_path_factory.mktemp("launcher"), FACTS["debian13"])
     assert run.returncode == 0, run.output
     assert run.resolved is not None
-    assert [Path(path).name for path in run.resolved["module_utils_sources"]] == sorted(path.name for path in MODULE_UTILS.glob("*.py"))
-    assert run.resolved["module_utils_dir"] == "/usr/local/lib/fastreboot-kexec/ansible_collections/fastreboot/kexec/plugins/module_utils"
-    content = run.resolved["launcher_content"]
-    # the interpreter the role checked, isolated and without bytecode; then the launcher as it is in files/
-    assert content.splitlines()[0] == "#!/usr/bin/python3 -IB"
-    assert content.split("\n", 1)[1] == (ROLE_DIR / "files" / "fastreboot-kexec").read_text(encoding="utf-8").split("\n", 1)[1]
+    return run.resolved["launcher_content"]
+
+
+def test_item13_the_launcher_carries_every_module_util_and_nothing_else(launcher_text: str) -> None:
+    # the interpreter the role checked, isolated and without bytecode
+    assert launcher_text.splitlines()[0] == "#!/usr/bin/python3 -IB"
+    bundle = bundled_module_utils(launcher_text)
+    assert list(bundle) == sorted(path.stem for path in MODULE_UTILS.glob("*.py"))
+    for name, source in bundle.items():
+        assert source == (MODULE_UTILS / f"{name}.py").read_text(encoding="utf-8"), name
+    # otherwise the launcher exactly as it is in files/, the bundle in place of its empty MODULE_UTILS
+    shipped = (ROLE_DIR / "files" / "fastreboot-kexec").read_text(encoding="utf-8").split("\n", 1)[1]
+    rendered = launcher_text.split("\n", 1)[1]
+    assert [line for line in rendered.splitlines() if not line.startswith("MODULE_UTILS")] == \
+        [line for line in shipped.splitlines() if not line.startswith("MODULE_UTILS")]
+    assert "MODULE_UTILS: dict[str, str] = {}  #" in shipped
+
+
+def install_launcher(launcher_text: str, folder: Path) -> Path:
+    """The rendered launcher with this test's interpreter in place of /usr/bin/python3, as the role installs it."""
+    launcher = folder / "fastreboot-kexec"
+    launcher.write_text(f"#!{sys.executable} -IB\n" + launcher_text.split("\n", 1)[1], encoding="utf-8")
+    launcher.chmod(0o755)
+    return launcher
+
+
+def test_item13_launcher_runs_the_code_it_carries(launcher_text: str, tmp_path: Path) -> None:
+    # Another ansible_collections next to the launcher, in the current directory and on PYTHONPATH: none is used.
+    for place in (tmp_path, tmp_path / "cwd", tmp_path / "pythonpath"):
+        decoy = place / "ansible_collections" / "fastreboot" / "kexec" / "plugins" / "module_utils"
+        decoy.mkdir(parents=True)
+        (decoy / "_shutdown.py").write_text("raise SystemExit('decoy imported')\n", encoding="utf-8")
+    launcher = install_launcher(launcher_text, tmp_path)
+    completed = subprocess.run([str(launcher), "bogus"], capture_output=True, text=True, timeout=60, check=False,
+                               cwd=tmp_path / "cwd", env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "pythonpath")})
+    assert (completed.returncode, completed.stdout) == (2, _shutdown.USAGE + "\n"), completed.stderr
+    assert not list(tmp_path.rglob("__pycache__"))  # -B: nothing written next to the root-owned launcher
+
+
+def test_item13_a_broken_launcher_never_stops_a_shutdown(launcher_text: str, tmp_path: Path) -> None:
+    # the bundled _shutdown replaced by a module that fails to import (a JSON string in the rendered text)
+    broken, count = re.subn(r'"_shutdown": "(?:[^"\\]|\\.)*"', lambda match: '"_shutdown": "raise ImportError(\'broken copy\')"', launcher_text)
+    assert count == 1
+    launcher = install_launcher(broken, tmp_path)
+    for command, expected in (("load-default", 0), ("guard", 1)):
+        completed = subprocess.run([str(launcher), command], capture_output=True, text=True, timeout=60, check=False)
+        assert completed.returncode == expected
+        assert completed.stdout.startswith("fastreboot-kexec: cannot load the collection's code (broken copy)")
 
 
 @pytest.mark.parametrize("platform", ["debian13", "rhel9", "leap156", "arch"])
