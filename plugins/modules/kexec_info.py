@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: kexec_info
 short_description: Tell whether a host can kexec, what is loaded, which kernels are installed and whether it needs a reboot
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Reports whether this host can reboot through kexec and why not (kexec-tools, system calls,
     C(kernel.kexec_load_disabled), lockdown, Secure Boot, container, C(CAP_SYS_BOOT)).

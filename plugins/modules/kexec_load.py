@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: kexec_load
 short_description: Load the next kernel for a kexec reboot, idempotently
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Loads a kernel, its initramfs and a command line with C(kexec -l), so that the next C(systemctl kexec)
     (or, with systemd 255 and newer, any C(systemctl reboot)) boots it without firmware POST and boot loader.

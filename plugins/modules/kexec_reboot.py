@@ -10,7 +10,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: kexec_reboot
 short_description: Reboot a Linux host through kexec, wait for it and prove which kernel booted
-version_added: 0.1.0
+version_added: 1.0.0
 description:
   - Checks the host, loads the next kernel with M(fastreboot.kexec.kexec_load) (same options) unless
     O(use_loaded=true), reboots it through kexec - skipping firmware POST and the boot loader - waits for it, and

@@ -18,6 +18,8 @@ import tarfile
 REQUIRED = (
     "LICENSES/GPL-3.0-or-later.txt",
     "README.md",
+    "CHANGELOG.rst",
+    "changelogs/changelog.yaml",
     "MANIFEST.json",
     "FILES.json",
     "meta/runtime.yml",
