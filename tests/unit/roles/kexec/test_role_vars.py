@@ -156,7 +156,7 @@ def test_item13_no_kernel_layout_in_the_role() -> None:
 def bundled_module_utils(launcher_text: str) -> dict[str, str]:
     """The MODULE_UTILS literal of a rendered launcher."""
     assignments = [node for node in ast.parse(launcher_text).body
-                   if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "MODULE_UTILS"]
+                   if isinstance(node, ast.Assign) and [getattr(target, "id", None) for target in node.targets] == ["MODULE_UTILS"]]
     assert len(assignments) == 1
     return ast.literal_eval(assignments[0].value)
 
@@ -181,7 +181,7 @@ def test_item13_the_launcher_carries_every_module_util_and_nothing_else(launcher
     rendered = launcher_text.split("\n", 1)[1]
     assert [line for line in rendered.splitlines() if not line.startswith("MODULE_UTILS")] == \
         [line for line in shipped.splitlines() if not line.startswith("MODULE_UTILS")]
-    assert "MODULE_UTILS: dict[str, str] = {}  #" in shipped
+    assert "MODULE_UTILS = {}  #" in shipped
 
 
 def install_launcher(launcher_text: str, folder: Path) -> Path:
@@ -203,6 +203,10 @@ def test_item13_launcher_runs_the_code_it_carries(launcher_text: str, tmp_path: 
                                cwd=tmp_path / "cwd", env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "pythonpath")})
     assert (completed.returncode, completed.stdout) == (2, _shutdown.USAGE + "\n"), completed.stderr
     assert not list(tmp_path.rglob("__pycache__"))  # -B: nothing written next to the root-owned launcher
+    # Even without -I, with the decoy first on sys.path, the launcher's own finder comes first.
+    completed = subprocess.run([sys.executable, "-B", str(launcher), "bogus"], capture_output=True, text=True, timeout=60, check=False,
+                               cwd=tmp_path / "cwd", env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "pythonpath")})
+    assert (completed.returncode, completed.stdout) == (2, _shutdown.USAGE + "\n"), completed.stderr
 
 
 def test_item13_a_broken_launcher_never_stops_a_shutdown(launcher_text: str, tmp_path: Path) -> None:
