@@ -106,7 +106,7 @@ for f in "${failures[@]}"; do
 done
 
 echo
-echo "=== suite finished in $(( $(date +%s) - started ))s (SUITE=$SUITE; lint/sanity/units ran beside images/lab_smoke)"
+echo "=== suite finished in $(( $(date +%s) - started ))s (SUITE=$SUITE; lint, docs, sanity and units ran beside the image build and, with SUITE=all, lab_smoke)"
 printf '%-28s %-7s %8s\n' step result seconds
 while IFS=$'\t' read -r name result took; do
   printf '%-28s %-7s %8s\n' "$name" "$result" "$took"
