@@ -2,7 +2,7 @@
 # Runs molecule from the collection root with the project's venv; the lab VMs are stopped even if
 # molecule is interrupted. Usage: molecule.sh test -s SCENARIO
 # FASTREBOOT_LAB_KEEP=1 keeps the VMs running between steps, to iterate on one (molecule.sh
-# converge -s modules, then side_effect ..., then destroy).
+# converge -s modules, then side-effect -s modules, ..., then destroy -s modules).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
