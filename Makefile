@@ -28,7 +28,7 @@ images: setup  ## build (or reuse) the bookworm and trixie lab images
 	$(LAB) build bookworm trixie
 
 demo: setup collection  ## the main job on a lab VM (bookworm by default: DIST=trixie for the other)
-	$(VENV)/bin/python benchmarks/reboot_benchmark.py --quick --dist $${DIST:-bookworm}
+	$(VENV)/bin/python -m benchmarks.reboot_benchmark --quick --dist $${DIST:-bookworm}
 
 test: setup collection  ## full suite: lint, sanity, units (both ansible-cores), Molecule scenarios
 	tests/tools/run-suite.sh
@@ -81,10 +81,10 @@ molecule-one: setup collection images  ## one scenario: make molecule-one SCENAR
 	tests/tools/molecule.sh test -s $(SCENARIO)
 
 benchmark: setup collection images  ## kexec_reboot vs ansible.builtin.reboot on one VM; writes docs/benchmark.md + PNG
-	$(VENV)/bin/python benchmarks/reboot_benchmark.py $${BENCH_ARGS:-}
+	$(VENV)/bin/python -m benchmarks.reboot_benchmark $${BENCH_ARGS:-}
 
 drill: setup collection images  ## fleet drill on three VMs: rolling kexec update, a fault that stops the rollout (about 70 min)
-	$(VENV)/bin/python tests/drills/fleet_drill.py
+	$(VENV)/bin/python -m tests.drills.fleet_drill
 
 lab-down:  ## stop every lab VM
 	$(LAB) down --all

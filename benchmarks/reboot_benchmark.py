@@ -10,9 +10,10 @@ serial console (the lab image prints LAB-SSHD-READY there) with host timestamps,
 after sshd started listening it accepted the method's first login (the guest's journal, on the
 guest's own clock). For kexec_reboot the wait is split further with the task's `timings`.
 
-  make benchmark                                # 3 rounds, firmware delay 0 and 30 s, writes docs/
-  python benchmarks/reboot_benchmark.py --quick # what `make demo` runs: 1 round, 2 methods
-  python benchmarks/reboot_benchmark.py --from-json docs/benchmark.json --out /tmp/report  # report only
+Run it from the checkout's root as a module (that is how it finds the lab, tests/lab/fastreboot_lab):
+  make benchmark                                      # 3 rounds, firmware delay 0 and 30 s, writes docs/
+  python -m benchmarks.reboot_benchmark --quick       # what `make demo` runs: 1 round, 2 methods
+  python -m benchmarks.reboot_benchmark --from-json docs/benchmark.json --out /tmp/report  # report only
 """
 from __future__ import annotations
 
@@ -29,9 +30,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+try:
+    from tests.lab import fastreboot_lab as lab
+except ModuleNotFoundError as error:  # started as a script: the checkout's root is not on the import path
+    sys.exit(f"run it as a module from the checkout's root: python -m benchmarks.reboot_benchmark ({error})")
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "lab"))
-import lab  # noqa: E402  (the lab lives in tests/, not in a package)
 
 PLAYBOOKS = REPO / "benchmarks" / "playbooks"
 METHODS = ("cold", "diy", "kexec_reboot")

@@ -26,9 +26,12 @@ import threading
 import time
 from pathlib import Path
 
+try:
+    from tests.lab import fastreboot_lab as lab
+except ModuleNotFoundError as error:  # started as a script: the checkout's root is not on the import path
+    sys.exit(f"run it as a module from the checkout's root: python -m tests.drills.fleet_drill ({error})")
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "lab"))
-import lab  # noqa: E402  (the lab lives in tests/, not in a package)
 
 HOSTS = (("fleet-1", "bookworm"), ("fleet-2", "trixie"), ("fleet-3", "bookworm"))
 NAMES = tuple(name for name, dist in HOSTS)

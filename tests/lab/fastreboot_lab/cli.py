@@ -1,0 +1,125 @@
+# Copyright (c) 2026, fastreboot.kexec contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The QEMU lab's command line (tests/lab/lab.py; see tests/lab/README.md).
+
+Commands:
+  lab.py build DIST... [--force]           build (or reuse) the cached image of DIST (bookworm, trixie)
+  lab.py up NAME --dist DIST [options]     start a VM on a copy-on-write overlay, wait for SSH, print JSON
+                                           (--with-kexec-tools: on the image variant with kexec-tools)
+  lab.py down NAME... | --all              stop VMs; no QEMU process is left behind
+  lab.py status                            the lab's VMs and whether their QEMU runs
+  lab.py ssh NAME [--user U] [CMD...]      log in (or run CMD) on a VM
+  lab.py reset NAME [--no-wait]            press the reset button (firmware reboot), wait for SSH
+  lab.py inventory NAME...                 an Ansible YAML inventory of running VMs
+  lab.py measure DIST... [--boots 3]       boot phases (firmware, kernel, userspace, login): medians
+  lab.py measure-compare LABEL=DIR...      one table of several measurements (FASTREBOOT_LAB_RUN folders)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .base import DISTS, GUEST_USERS, LabError, log, run_dir
+from .images import build
+from .measure import compare, measure
+from .vm import DEFAULT_SSH_TIMEOUT, down, down_all, inventory, load_vm, monitor, ssh_cmd, up, wait_for_ssh
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lab.py", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("Commands:")[1])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_build = sub.add_parser("build", help="build or reuse a cached image")
+    p_build.add_argument("dists", nargs="+", choices=DISTS)
+    p_build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    p_up = sub.add_parser("up", help="start a VM and wait for SSH")
+    p_up.add_argument("name")
+    p_up.add_argument("--dist", choices=DISTS, default="bookworm")
+    p_up.add_argument("--memory", type=int, default=1024, help="MiB (default 1024)")
+    p_up.add_argument("--smp", type=int, default=2, help="virtual CPUs (default 2: a lone VM gets both host cores)")
+    p_up.add_argument("--firmware-delay", type=int, default=0, metavar="SECONDS",
+                      help="slow firmware: seconds SeaBIOS waits on every firmware boot")
+    p_up.add_argument("--ssh-timeout", type=float, default=DEFAULT_SSH_TIMEOUT)
+    p_up.add_argument("--with-kexec-tools", action="store_true",
+                      help="kexec-tools already installed (for scenarios that do not test its installation)")
+    p_down = sub.add_parser("down", help="stop VMs")
+    p_down.add_argument("names", nargs="*")
+    p_down.add_argument("--all", action="store_true")
+    sub.add_parser("status", help="list VMs")
+    p_reset = sub.add_parser("reset", help="press the VM's reset button (a firmware reboot), then wait for SSH")
+    p_reset.add_argument("name")
+    p_reset.add_argument("--no-wait", action="store_true")
+    p_reset.add_argument("--ssh-timeout", type=float, default=DEFAULT_SSH_TIMEOUT)
+    p_ssh = sub.add_parser("ssh", help="log in or run a command")
+    p_ssh.add_argument("name")
+    p_ssh.add_argument("--user", default="root", choices=GUEST_USERS)
+    p_ssh.add_argument("cmd", nargs=argparse.REMAINDER)
+    p_inv = sub.add_parser("inventory", help="Ansible inventory (YAML) of running VMs")
+    p_inv.add_argument("names", nargs="+")
+    p_inv.add_argument("--user", default="root", choices=GUEST_USERS)
+    p_measure = sub.add_parser("measure", help="boot fresh VMs and time the phases of their boot")
+    p_measure.add_argument("dists", nargs="+", choices=DISTS)
+    p_measure.add_argument("--boots", type=int, default=3, help="boots per image (default 3)")
+    p_measure.add_argument("--smp", type=int, default=2, help="virtual CPUs (default 2, as `up`)")
+    p_measure.add_argument("--memory", type=int, default=1024)
+    p_measure.add_argument("--name", default="speed-measure", help="VM name prefix (default speed-measure)")
+    p_compare = sub.add_parser("measure-compare", help="one table of several measurements, with speed-ups")
+    p_compare.add_argument("variants", nargs="+", metavar="LABEL=DIR",
+                           help="a label and the FASTREBOOT_LAB_RUN folder of its `measure` boots; the first is the base")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "build":
+            for dist in args.dists:
+                print(build(dist, force=args.force).disk)
+        elif args.command == "up":
+            vm = up(args.name, args.dist, memory=args.memory, smp=args.smp, firmware_delay=args.firmware_delay,
+                    ssh_timeout=args.ssh_timeout, kexec_tools=args.with_kexec_tools)
+            print(json.dumps(vm.describe(), indent=2))
+        elif args.command == "down":
+            if args.all:
+                log(f"stopped {down_all()} VM(s)")
+            for name in args.names:
+                down(name)
+        elif args.command == "status":
+            if run_dir().exists():
+                for directory in sorted(run_dir().iterdir()):
+                    if (directory / "vm.json").exists():
+                        vm = load_vm(directory.name)
+                        state = f"running (pid {vm.pid()})" if vm.pid() else "stopped"
+                        print(f"{vm.name}\t{vm.dist}\tport {vm.port}\t{state}\t{vm.console}")
+        elif args.command == "reset":
+            monitor(args.name, "system_reset")
+            if not args.no_wait:
+                time.sleep(2)
+                log(f"{args.name}: SSH ready {wait_for_ssh(load_vm(args.name), args.ssh_timeout):.1f}s after reset")
+        elif args.command == "ssh":
+            vm = load_vm(args.name)
+            return subprocess.run(ssh_cmd(vm, args.user) + args.cmd, check=False).returncode
+        elif args.command == "inventory":
+            sys.stdout.write(inventory(args.names, args.user))
+        elif args.command == "measure-compare":
+            variants = {}
+            for item in args.variants:
+                label, sep, directory = item.partition("=")
+                if not sep or not Path(directory).is_dir():
+                    raise LabError(f"measure-compare: {item!r} is not LABEL=DIR with an existing folder")
+                variants[label] = Path(directory)
+            sys.stdout.write(compare(variants))
+        elif args.command == "measure":
+            sys.stdout.write(measure(args.dists, boots=args.boots, smp=args.smp, memory=args.memory, prefix=args.name))
+    except LabError as exc:
+        print(f"lab: error: {exc}", file=sys.stderr)
+        return 2
+    except subprocess.CalledProcessError as exc:
+        print(f"lab: error: command failed ({exc.returncode}): {' '.join(map(str, exc.cmd))}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
