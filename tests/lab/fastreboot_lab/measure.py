@@ -102,17 +102,23 @@ def median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
+PHASE_HEAD = ("firmware | loader | kernel + initramfs | userspace to sshd | sshd to login "
+              "| **start to sshd** | start to login")
+
+
+def phase_cells(boots: list[dict]) -> list[str]:
+    """The median of each phase over the boots, as table cells (start to sshd in bold)."""
+    cells = []
+    for phase in PHASES:
+        value = median([b[phase] for b in boots])
+        text = "?" if value is None else f"{value:.1f} s"
+        cells.append(f"**{text}**" if phase == "to_sshd" else text)
+    return cells
+
+
 def table(runs: dict[str, list[dict]]) -> str:
-    head = ("| image | firmware | loader | kernel + initramfs | userspace to sshd | sshd to login "
-            "| **start to sshd** | start to login |")
-    lines = [head, "|" + "---|" * 8]
-    for dist, boots in runs.items():
-        cells = []
-        for phase in PHASES:
-            value = median([b[phase] for b in boots])
-            text = "?" if value is None else f"{value:.1f} s"
-            cells.append(f"**{text}**" if phase == "to_sshd" else text)
-        lines.append(f"| {dist} | " + " | ".join(cells) + " |")
+    lines = [f"| image | {PHASE_HEAD} |", "|" + "---|" * (1 + len(PHASES))]
+    lines += [f"| {dist} | " + " | ".join(phase_cells(boots)) + " |" for dist, boots in runs.items()]
     return "\n".join(lines)
 
 
@@ -152,21 +158,14 @@ def compare(variants: dict[str, Path]) -> str:
     with the speed-up of each against the first label, median to median."""
     loaded = {label: load_runs(directory) for label, directory in variants.items()}
     first_label = next(iter(loaded))
-    head = ("| image | lab | boots | firmware | loader | kernel + initramfs | userspace to sshd | sshd to login "
-            "| **start to sshd** | start to login | speed-up to sshd | to login |")
-    lines = [head, "|" + "---|" * 12]
-    dists = sorted({dist for runs in loaded.values() for dist in runs})
-    for dist in dists:
+    lines = [f"| image | lab | boots | {PHASE_HEAD} | speed-up to sshd | to login |", "|" + "---|" * (5 + len(PHASES))]
+    for dist in sorted({dist for runs in loaded.values() for dist in runs}):
         base = loaded[first_label].get(dist, [])
         for label, runs in loaded.items():
             boots = runs.get(dist, [])
             if not boots:
                 continue
-            cells = []
-            for phase in PHASES:
-                value = median([b[phase] for b in boots])
-                text = "?" if value is None else f"{value:.1f} s"
-                cells.append(f"**{text}**" if phase == "to_sshd" else text)
+            cells = phase_cells(boots)
             for phase in ("to_sshd", "to_login"):
                 old, new = median([b[phase] for b in base]), median([b[phase] for b in boots])
                 cells.append("?" if not old or not new else f"{old / new:.2f}x")

@@ -8,7 +8,7 @@ in_root() { chroot "$root" "$@"; }
 
 echo "lab-$LAB_DIST" > "$root/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tlab-%s\n' "$LAB_DIST" > "$root/etc/hosts"
-# Pass 0: no fsck of the root file system at boot (4-5 s of every TCG boot on the critical chain); a
+# Pass 0: no fsck of the root file system at boot (2-5 s of every TCG boot on the critical chain); a
 # lab disk is a fresh copy-on-write overlay each time.
 printf 'UUID=%s / ext4 errors=remount-ro 0 0\n' "$LAB_ROOT_UUID" > "$root/etc/fstab"
 
