@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 VENV_OLDEST := .venv-oldest
 LAB := python3 tests/lab/lab.py
-SCENARIOS ?= lab_smoke modules kexec_reboot
+SCENARIOS ?= lab_smoke modules kexec_reboot uefi_sdboot
 SCENARIO ?= modules
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/tests/output/collections
 export ANSIBLE_FORCE_COLOR := false
@@ -24,8 +24,8 @@ collection:  # the checkout seen as fastreboot.kexec by ansible, molecule and an
 	@mkdir -p tests/output/collections/ansible_collections/fastreboot
 	@ln -sfn $(CURDIR) tests/output/collections/ansible_collections/fastreboot/kexec
 
-images: setup  ## build (or reuse) the bookworm and trixie lab images
-	$(LAB) build bookworm trixie
+images: setup  ## build (or reuse) the lab images: bookworm and trixie (BIOS), and the UEFI flavours
+	$(LAB) build bookworm trixie uefi-sdboot-trixie uefi-secureboot-bookworm uefi-secureboot-trixie
 
 demo: setup collection  ## the main job on a lab VM (bookworm by default: DIST=trixie for the other)
 	$(VENV)/bin/python -m benchmarks.reboot_benchmark --quick --dist $${DIST:-bookworm}

@@ -540,7 +540,7 @@ class ActionModule(ActionBase):
         except OptionError as error:
             raise AnsibleActionFail(str(error)) from error
 
-        result.update(changed=False, rebooted=False, fallback=False, elapsed=0.0, downtime=None)
+        result.update(changed=False, rebooted=False, fallback=False, elapsed=0.0, downtime=None, startup_times=None)
         if to_text(getattr(self._connection, "transport", "")).rsplit(".", 1)[-1] == "local":
             result.update(failed=True, msg=(
                 "kexec_reboot refuses the local connection: it would reboot the controller. "
@@ -693,6 +693,7 @@ class ActionModule(ActionBase):
                 boot_state = BootFinishedProbe(self._login_without_become(SYSTEM_STATE_COMMAND), login_timeout)
                 finished = wait_until(boot_state, deadline, self._clock, self._sleep, observe=self._probe_seen)
                 timings["boot_finished"] = round(self._clock() - started, 2)
+                result["startup_times"] = boot_state.startup_times
                 self._progress(f"boot finished ({finished.value}) after {self._clock() - shutdown_at:.1f} s")
                 if finished.value == "degraded":
                     self._warn("the new boot finished as degraded: some units failed (systemctl --failed)")

@@ -371,6 +371,18 @@ timings:
       type: float
       returned: when the wait for the finished boot ran and succeeded
   sample: {"sshd_answered": 19.8, "new_boot_seen": 21.3, "test_command_ok": 22.9, "boot_finished": 24.1}
+startup_times:
+  description:
+    - The new boot's own account of its start, in seconds, from C(systemd-analyze time), read in the login that
+      waits for the finished boot (no extra round trip). Only the parts that systemd knows are present -
+      V(firmware) and V(loader) where the boot loader recorded them in EFI variables (systemd-boot on real
+      firmware; after a kexec there is none), V(kernel), V(initrd) where the initramfs runs systemd,
+      V(userspace) - and V(total). The guest's clock, not the controller's (under emulation it can run slow).
+    - Null when the wait for the finished boot did not run (O(wait_for_boot_finished=false), no systemd) or
+      C(systemd-analyze) printed no startup line.
+  returned: always
+  type: dict
+  sample: {"kernel": 9.179, "userspace": 14.935, "total": 24.114}
 kernel_before:
   description: The kernel release that ran before the reboot (C(uname -r)).
   returned: when the host's state could be read

@@ -27,10 +27,20 @@ HOST_STATE_COMMAND = (
     f"printf 'fastreboot-kexec-loaded=%s\\n' \"$(cat {shlex.quote(KEXEC_LOADED)} 2>/dev/null)\""
 )
 
-# `systemctl is-system-running` prints one of these words (systemd.1, is-system-running).
-SYSTEM_STATE_COMMAND = "systemctl is-system-running"
+# `systemctl is-system-running` prints one of these words (systemd.1, is-system-running). The same
+# login reads `systemd-analyze time` (the new boot's firmware/loader/kernel/initrd/userspace split;
+# "Bootup is not yet finished" on stderr until it is): no extra round trip for it.
+SYSTEM_STATE_COMMAND = "systemctl is-system-running; systemd-analyze time 2>/dev/null"
 SYSTEM_STATES = ("initializing", "starting", "running", "degraded", "maintenance", "stopping", "offline", "unknown")
 BOOT_FINISHED_STATES = ("running", "degraded")
+
+# "Startup finished in 3.1s (firmware) + 2.0s (loader) + 9.179s (kernel) + 14.935s (userspace) = 24.114s";
+# each span is systemd's format_timespan ("1min 2.144s", "873ms").
+_STARTUP_LINE = re.compile(r"^Startup finished in (?P<parts>.+?) = (?P<total>[0-9][0-9a-zµ. ]*?)\s*$")
+_STARTUP_PART = re.compile(r"^(?P<span>[0-9][0-9a-zµ. ]*?) \((?P<name>[a-z]+)\)$")
+_TIMESPAN_UNIT = re.compile(r"([0-9]+(?:\.[0-9]+)?)(min|ms|us|µs|s|h|d)(?![a-z])")
+_TIMESPAN_SECONDS = {"d": 86400.0, "h": 3600.0, "min": 60.0, "s": 1.0, "ms": 0.001, "us": 0.000001, "µs": 0.000001}
+STARTUP_PARTS = ("firmware", "loader", "kernel", "initrd", "userspace")
 
 _KEYED_LINE = re.compile(r"^fastreboot-(?P<key>[a-z-]+)=(?P<value>.*)$")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
@@ -117,3 +127,34 @@ def parse_system_state(output: str) -> str | None:
         if word in SYSTEM_STATES:
             state = word
     return state
+
+
+def parse_timespan(text: str) -> float | None:
+    """Seconds of one systemd time span ("1min 2.144s", "873ms", "24.114s"), or None when it is not one."""
+    text = text.strip()
+    units = _TIMESPAN_UNIT.findall(text)
+    if not units or _TIMESPAN_UNIT.sub("", text).strip():
+        return None
+    return round(sum(float(value) * _TIMESPAN_SECONDS[unit] for value, unit in units), 6)
+
+
+def parse_startup_times(output: str) -> dict[str, float] | None:
+    """The split of `systemd-analyze time` in seconds: the parts it printed (firmware and loader only where the
+    boot loader recorded them, initrd only with one) and the total; None without an intact line."""
+    for raw_line in output.splitlines():
+        match = _STARTUP_LINE.match(raw_line.strip())
+        if not match:
+            continue
+        times: dict[str, float] = {}
+        for part in match.group("parts").split(" + "):
+            part_match = _STARTUP_PART.match(part.strip())
+            seconds = parse_timespan(part_match.group("span")) if part_match else None
+            if part_match is None or seconds is None or part_match.group("name") not in STARTUP_PARTS:
+                break
+            times[part_match.group("name")] = seconds
+        else:
+            total = parse_timespan(match.group("total"))
+            if times and total is not None:
+                times["total"] = total
+                return times
+    return None

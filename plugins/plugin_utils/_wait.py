@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from ansible_collections.fastreboot.kexec.plugins.plugin_utils._hoststate import (
     BOOT_FINISHED_STATES,
     parse_host_state,
+    parse_startup_times,
     parse_system_state,
 )
 
@@ -483,7 +484,12 @@ class BootTimeProbe(_LoginProbe):
 
 
 class BootFinishedProbe(_LoginProbe):
-    """Attempt: `systemctl is-system-running` says running or degraded."""
+    """Attempt: `systemctl is-system-running` says running or degraded; startup_times keeps the new boot's
+    `systemd-analyze time` split read in the same login (None when it printed none)."""
+
+    def __init__(self, login: Login, timeout: float) -> None:
+        super().__init__(login, timeout)
+        self.startup_times: dict[str, float] | None = None
 
     def __call__(self, budget: float) -> Attempt:
         answer = self._ask(budget, "the boot state could not be read")
@@ -491,6 +497,7 @@ class BootFinishedProbe(_LoginProbe):
             return answer
         state = parse_system_state(answer.stdout)
         if state in BOOT_FINISHED_STATES:
+            self.startup_times = parse_startup_times(answer.stdout)
             return Attempt(True, state, state)
         if state == "maintenance":
             raise WaitAborted(

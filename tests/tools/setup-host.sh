@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the lab needs (QEMU, mmdebstrap, ...). Root only; idempotent.
 set -euo pipefail
+# ovmf: the UEFI firmware of the uefi-* lab images (with and without Secure Boot); dosfstools and
+# mtools make their ESP without a loop device; sbsigntool strips or checks a kernel's Secure Boot
+# signature (sbattach --remove, sbverify) for the lockdown tests.
 packages=(qemu-system-x86 qemu-utils seabios ipxe-qemu mmdebstrap e2fsprogs fdisk openssh-client
-          arch-test ca-certificates rsync git make)
+          arch-test ca-certificates rsync git make ovmf dosfstools mtools sbsigntool)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -4,15 +4,20 @@
 """The QEMU lab's command line (tests/lab/lab.py; see tests/lab/README.md).
 
 Commands:
-  lab.py build DIST... [--force]           build (or reuse) the cached image of DIST (bookworm, trixie)
-  lab.py up NAME --dist DIST [options]     start a VM on a copy-on-write overlay, wait for SSH, print JSON
-                                           (--with-kexec-tools: on the image variant with kexec-tools)
+  lab.py build IMAGE... [--force]          build (or reuse) the cached image (bookworm, trixie: BIOS;
+                                           uefi-sdboot-trixie, uefi-secureboot-bookworm, uefi-secureboot-trixie)
+  lab.py up NAME --image IMAGE [options]   start a VM on a copy-on-write overlay, wait for SSH, print JSON
+                                           (--dist is the same option; --with-kexec-tools: on the image
+                                           variant with kexec-tools; --no-reboot: a firmware reset ends the VM)
   lab.py down NAME... | --all              stop VMs; no QEMU process is left behind
+  lab.py restart NAME [--no-wait]          start a VM that ended again (same overlay, EFI variables, port)
   lab.py status                            the lab's VMs and whether their QEMU runs
   lab.py ssh NAME [--user U] [CMD...]      log in (or run CMD) on a VM
-  lab.py reset NAME [--no-wait]            press the reset button (firmware reboot), wait for SSH
+  lab.py reset NAME [--no-wait]            press the reset button (firmware reboot), wait for SSH; a VM that
+                                           ended (or ends on reset: --no-reboot) is started again
   lab.py inventory NAME...                 an Ansible YAML inventory of running VMs
-  lab.py measure DIST... [--boots 3]       boot phases (firmware, kernel, userspace, login): medians
+  lab.py measure IMAGE... [--boots 3]      boot phases (firmware, kernel, userspace, login): medians
+  lab.py measure-kexec IMAGE... [--boots 3]  `systemctl kexec` phases (shutdown, purgatory, kernel, userspace)
   lab.py measure-compare LABEL=DIR...      one table of several measurements (FASTREBOOT_LAB_RUN folders)
 """
 from __future__ import annotations
@@ -21,13 +26,12 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from .base import DISTS, GUEST_USERS, LabError, log, run_dir
-from .images import build
-from .measure import compare, measure
-from .vm import DEFAULT_SSH_TIMEOUT, down, down_all, inventory, load_vm, monitor, ssh_cmd, up, wait_for_ssh
+from .base import GUEST_USERS, LabError, log, run_dir
+from .images import IMAGES, build
+from .measure import compare, measure, measure_kexec
+from .vm import DEFAULT_SSH_TIMEOUT, down, down_all, inventory, load_vm, reset, restart, ssh_cmd, up
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,11 +39,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("Commands:")[1])
     sub = parser.add_subparsers(dest="command", required=True)
     p_build = sub.add_parser("build", help="build or reuse a cached image")
-    p_build.add_argument("dists", nargs="+", choices=DISTS)
+    p_build.add_argument("images", nargs="+", choices=IMAGES, metavar="IMAGE")
     p_build.add_argument("--force", action="store_true", help="rebuild even if cached")
     p_up = sub.add_parser("up", help="start a VM and wait for SSH")
     p_up.add_argument("name")
-    p_up.add_argument("--dist", choices=DISTS, default="bookworm")
+    p_up.add_argument("--image", "--dist", dest="image", choices=IMAGES, default="bookworm", metavar="IMAGE",
+                      help="the lab image (default bookworm): " + ", ".join(IMAGES))
     p_up.add_argument("--memory", type=int, default=1024, help="MiB (default 1024)")
     p_up.add_argument("--smp", type=int, default=2, help="virtual CPUs (default 2: a lone VM gets both host cores)")
     p_up.add_argument("--firmware-delay", type=int, default=0, metavar="SECONDS",
@@ -47,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--ssh-timeout", type=float, default=DEFAULT_SSH_TIMEOUT)
     p_up.add_argument("--with-kexec-tools", action="store_true",
                       help="kexec-tools already installed (for scenarios that do not test its installation)")
+    p_up.add_argument("--no-reboot", action="store_true",
+                      help="QEMU -no-reboot: a firmware reset ends the VM (a kexec that fell back shows as a dead VM)")
+    p_restart = sub.add_parser("restart", help="start a VM that ended again (same overlay, EFI variables, port)")
+    p_restart.add_argument("name")
+    p_restart.add_argument("--no-wait", action="store_true")
+    p_restart.add_argument("--ssh-timeout", type=float, default=DEFAULT_SSH_TIMEOUT)
     p_down = sub.add_parser("down", help="stop VMs")
     p_down.add_argument("names", nargs="*")
     p_down.add_argument("--all", action="store_true")
@@ -63,22 +74,30 @@ def main(argv: list[str] | None = None) -> int:
     p_inv.add_argument("names", nargs="+")
     p_inv.add_argument("--user", default="root", choices=GUEST_USERS)
     p_measure = sub.add_parser("measure", help="boot fresh VMs and time the phases of their boot")
-    p_measure.add_argument("dists", nargs="+", choices=DISTS)
+    p_measure.add_argument("images", nargs="+", choices=IMAGES, metavar="IMAGE")
     p_measure.add_argument("--boots", type=int, default=3, help="boots per image (default 3)")
     p_measure.add_argument("--smp", type=int, default=2, help="virtual CPUs (default 2, as `up`)")
     p_measure.add_argument("--memory", type=int, default=1024)
     p_measure.add_argument("--name", default="speed-measure", help="VM name prefix (default speed-measure)")
+    p_kexec = sub.add_parser("measure-kexec", help="time `systemctl kexec` on fresh VMs (with kexec-tools)")
+    p_kexec.add_argument("images", nargs="+", choices=IMAGES, metavar="IMAGE")
+    p_kexec.add_argument("--boots", type=int, default=3, help="kexec reboots per image, one fresh VM each (default 3)")
+    p_kexec.add_argument("--smp", type=int, default=2, help="virtual CPUs (default 2, as `up`)")
+    p_kexec.add_argument("--memory", type=int, default=1024)
+    p_kexec.add_argument("--name", default="kexec-measure", help="VM name prefix (default kexec-measure)")
+    p_kexec.add_argument("--append", default="", metavar="ARGS",
+                         help="kernel arguments for the kexec'd kernel only (experiments, e.g. clocksource=hpet)")
     p_compare = sub.add_parser("measure-compare", help="one table of several measurements, with speed-ups")
     p_compare.add_argument("variants", nargs="+", metavar="LABEL=DIR",
                            help="a label and the FASTREBOOT_LAB_RUN folder of its `measure` boots; the first is the base")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
-            for dist in args.dists:
-                print(build(dist, force=args.force).disk)
+            for image in args.images:
+                print(build(image, force=args.force).disk)
         elif args.command == "up":
-            vm = up(args.name, args.dist, memory=args.memory, smp=args.smp, firmware_delay=args.firmware_delay,
-                    ssh_timeout=args.ssh_timeout, kexec_tools=args.with_kexec_tools)
+            vm = up(args.name, args.image, memory=args.memory, smp=args.smp, firmware_delay=args.firmware_delay,
+                    ssh_timeout=args.ssh_timeout, kexec_tools=args.with_kexec_tools, no_reboot=args.no_reboot)
             print(json.dumps(vm.describe(), indent=2))
         elif args.command == "down":
             if args.all:
@@ -91,12 +110,11 @@ def main(argv: list[str] | None = None) -> int:
                     if (directory / "vm.json").exists():
                         vm = load_vm(directory.name)
                         state = f"running (pid {vm.pid()})" if vm.pid() else "stopped"
-                        print(f"{vm.name}\t{vm.dist}\tport {vm.port}\t{state}\t{vm.console}")
+                        print(f"{vm.name}\t{vm.image or vm.dist}\tport {vm.port}\t{state}\t{vm.console}")
         elif args.command == "reset":
-            monitor(args.name, "system_reset")
-            if not args.no_wait:
-                time.sleep(2)
-                log(f"{args.name}: SSH ready {wait_for_ssh(load_vm(args.name), args.ssh_timeout):.1f}s after reset")
+            reset(args.name, wait=not args.no_wait, ssh_timeout=args.ssh_timeout)
+        elif args.command == "restart":
+            print(json.dumps(restart(args.name, args.ssh_timeout, wait=not args.no_wait).describe(), indent=2))
         elif args.command == "ssh":
             vm = load_vm(args.name)
             return subprocess.run(ssh_cmd(vm, args.user) + args.cmd, check=False).returncode
@@ -111,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
                 variants[label] = Path(directory)
             sys.stdout.write(compare(variants))
         elif args.command == "measure":
-            sys.stdout.write(measure(args.dists, boots=args.boots, smp=args.smp, memory=args.memory, prefix=args.name))
+            sys.stdout.write(measure(args.images, boots=args.boots, smp=args.smp, memory=args.memory, prefix=args.name))
+        elif args.command == "measure-kexec":
+            sys.stdout.write(measure_kexec(args.images, boots=args.boots, smp=args.smp, memory=args.memory,
+                                           prefix=args.name, append=args.append))
     except LabError as exc:
         print(f"lab: error: {exc}", file=sys.stderr)
         return 2

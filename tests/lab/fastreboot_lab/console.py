@@ -13,7 +13,9 @@ CLOCK_MONOTONIC is one clock for every process of the host, so a test or the mea
 compare these stamps with its own time.monotonic(). The logger ends when QEMU closes the socket
 (QEMU exited or was killed).
 
-  python3 console.py SOCKET CONSOLE_LOG TIMES_FILE
+  python3 console.py SOCKET CONSOLE_LOG TIMES_FILE [append]
+
+append: a restarted VM's logger adds to both files (the earlier boots stay the tests' evidence).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from pathlib import Path
 ACCEPT_TIMEOUT = 60.0  # QEMU connects within a second of its start; a logger without a QEMU ends
 
 
-def serve(socket_path: Path, console_log: Path, times_file: Path) -> None:
+def serve(socket_path: Path, console_log: Path, times_file: Path, append: bool = False) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
         server.bind(str(socket_path))
         server.listen(1)
@@ -36,7 +38,8 @@ def serve(socket_path: Path, console_log: Path, times_file: Path) -> None:
             return
         finally:
             socket_path.unlink()
-        with connection, open(console_log, "wb", buffering=0) as raw, open(times_file, "w", encoding="utf-8") as times:
+        mode = "a" if append else "w"
+        with connection, open(console_log, mode + "b", buffering=0) as raw, open(times_file, mode, encoding="utf-8") as times:
             pending = b""
             while True:
                 chunk = connection.recv(65536)
@@ -72,4 +75,4 @@ def read_times(times_file: Path) -> list[tuple[float, str]]:
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
+    serve(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), append=sys.argv[4:5] == ["append"])

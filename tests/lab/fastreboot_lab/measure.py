@@ -4,10 +4,12 @@
 """Where a lab VM's boot spends its time: `lab.py measure` (tests/lab/README.md shows the results).
 
 Each boot is a fresh VM (`up`); the phases are measured on the host clock, from the console lines'
-arrival (console.times) and the login:
-  firmware    QEMU start -> GRUB's marker line (SeaBIOS, the MBR, GRUB's core)
-  loader      GRUB's marker -> the kernel's first console line (menu timeout, GRUB reading kernel
-              and initrd through the BIOS, the kernel decompressing itself, its early setup)
+arrival (console.times, ANSI escapes stripped) and the login:
+  firmware    QEMU start -> GRUB's marker line (BIOS images: SeaBIOS, the MBR, GRUB's core), or
+              -> OVMF's `BdsDxe: starting Boot` (UEFI images: the firmware hands over to the ESP)
+  loader      -> the kernel's first console line (BIOS: GRUB reading kernel and initrd through the
+              BIOS; UEFI: systemd-boot, or shim + GRUB, the EFI stub; then the kernel decompressing
+              itself and its early setup)
   kernel      -> systemd starts on the root file system (kernel init, initramfs-tools: unpack,
               udev, modules, mounting the root)
   userspace   -> sshd ready (LAB-SSHD-READY, which ssh.service writes to the console)
@@ -22,6 +24,7 @@ import datetime
 import json
 import os
 import re
+import shlex
 import statistics
 import subprocess
 import time
@@ -29,11 +32,17 @@ from pathlib import Path
 
 from .base import log, run_dir
 from .console import read_times
-from .images import image_for
-from .vm import VM, down, ssh_cmd, up
+from .images import image_for, spec_for
+from .vm import VM, down, ssh_cmd, up, wait_for_ssh
 
 GRUB_MARKER = "LAB-GRUB: boot loader running"
+OVMF_MARKER = "BdsDxe: starting Boot"  # OVMF starts the boot loader (its console is the serial port)
+EFI_STUB_LINE = "EFI stub: "  # the kernel's EFI stub: a firmware boot, never a kexec
+SDBOOT_CMDLINE = "Command line: initrd=\\"  # systemd-boot prepends the ESP path of the initrd
+KEXEC_LINE = "kexec_core: Starting new kernel"
 SSHD_MARKER = "LAB-SSHD-READY"
+# CSI sequences (colours, cursor moves, OVMF's screen clears such as ESC[=3h) and two-byte escapes.
+ANSI = re.compile(r"\x1b(?:\[[0-9;?=]*[ -/]*[@-~]|[@-Z\\-_])")
 KERNEL_LINE = re.compile(r"^\[\s*\d+\.\d+\] |Linux version ")
 SYSTEMD_LINE = re.compile(r"systemd\[1\]: systemd \d+|Welcome to ")
 PHASES = ("firmware", "loader", "kernel", "userspace", "login", "to_sshd", "to_login")
@@ -41,6 +50,10 @@ GUEST_REPORT = (
     "systemd-analyze time; echo '--- blame'; systemd-analyze blame --no-pager | head -n 15; "
     "echo '--- critical-chain'; systemd-analyze critical-chain --no-pager ssh.service; "
     "echo '--- cmdline'; cat /proc/cmdline; "
+    "echo '--- initrd'; ls -l /boot/initrd.img-* | awk '{print $5, $9}'; "
+    # Secure Boot state (the EFI variable's last byte) and the kernel's lockdown mode, on UEFI images.
+    "echo \"--- secure-boot $(od -An -tu1 /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c "
+    "2>/dev/null | awk '{print $NF}') lockdown $(cat /sys/kernel/security/lockdown 2>/dev/null)\"; "
     "echo \"--- sshd-ready-us $(systemctl show -P ActiveEnterTimestampMonotonic ssh.service)\""
 )
 
@@ -51,6 +64,17 @@ def seconds(text: str) -> float:
     return sum(float(value) * units[unit] for value, unit in re.findall(r"([\d.]+)(min|ms|us|µs|s|h)\b", text))
 
 
+def startup_phases(report: str) -> dict[str, float]:
+    """systemd-analyze time's parts ("1.2s (firmware) + ... + 16.9s (kernel) + 50.1s (userspace)")."""
+    line = re.search(r"Startup finished in (.*)", report)
+    parts = re.findall(r"([^+]+?) \((firmware|loader|kernel|initrd|userspace)\)", line.group(1) if line else "")
+    return {name: seconds(value) for value, name in parts}
+
+
+def console_records(vm: VM) -> list[tuple[float, str]]:
+    return [(stamp, ANSI.sub("", line)) for stamp, line in read_times(vm.console_times)]
+
+
 def first(records: list[tuple[float, str]], test, after: float = 0.0) -> float | None:
     for stamp, line in records:
         if stamp >= after and test(line):
@@ -58,8 +82,8 @@ def first(records: list[tuple[float, str]], test, after: float = 0.0) -> float |
     return None
 
 
-def one_boot(name: str, dist: str, smp: int, memory: int) -> dict:
-    vm: VM = up(name, dist, smp=smp, memory=memory)
+def one_boot(name: str, image: str, smp: int, memory: int) -> dict:
+    vm: VM = up(name, image, smp=smp, memory=memory)
     logged_in = time.monotonic()
     try:
         report = subprocess.run(ssh_cmd(vm) + [GUEST_REPORT], capture_output=True, text=True, timeout=120,
@@ -67,14 +91,13 @@ def one_boot(name: str, dist: str, smp: int, memory: int) -> dict:
     finally:
         down(name)
     time.sleep(0.5)  # the console logger writes its last line once QEMU is gone
-    records = read_times(vm.console_times)
-    grub = first(records, lambda line: GRUB_MARKER in line)
-    kernel_console = first(records, KERNEL_LINE.search, after=grub or 0.0)
+    records = console_records(vm)
+    marker = GRUB_MARKER if vm.firmware == "bios" else OVMF_MARKER
+    firmware_done = first(records, lambda line: marker in line)
+    kernel_console = first(records, KERNEL_LINE.search, after=firmware_done or 0.0)
     sshd = first(records, lambda line: SSHD_MARKER in line)
-    startup = re.search(r"Startup finished in (.*?) \(kernel\)(?: \+ (.*?) \(initrd\))? \+ (.*?) \(userspace\)", report)
-    kernel_phase = None
-    if startup:
-        kernel_phase = seconds(startup.group(1)) + (seconds(startup.group(2)) if startup.group(2) else 0.0)
+    guest = startup_phases(report)
+    kernel_phase = guest["kernel"] + guest.get("initrd", 0.0) if "kernel" in guest else None
     ready_us = re.search(r"--- sshd-ready-us (\d+)", report)
     kernel_start = kernel_console
     if kernel_start is None and sshd is not None and ready_us:
@@ -82,9 +105,17 @@ def one_boot(name: str, dist: str, smp: int, memory: int) -> dict:
     systemd = first(records, SYSTEMD_LINE.search, after=kernel_start or 0.0)
     if systemd is None and kernel_start is not None and kernel_phase is not None:
         systemd = kernel_start + kernel_phase
-    result = {"dist": dist, "image": image_for(dist).disk.name, "started": vm.started, "report": report, "guest_kernel": kernel_phase, "console": records,
-              "firmware": span(vm.started, grub),
-              "loader": span(grub, kernel_start),
+    # Where the boot went, for the record: which loader ran (UEFI), and the marker lines' times.
+    markers = {"grub": first(records, lambda line: GRUB_MARKER in line),
+               "ovmf": first(records, lambda line: OVMF_MARKER in line),
+               "efi_stub": first(records, lambda line: EFI_STUB_LINE in line),
+               "sdboot_cmdline": first(records, lambda line: SDBOOT_CMDLINE in line)}
+    # "dist" is the lab image's name (the key of older measurements, when each image was a release).
+    result = {"dist": image, "image": image_for(image).disk.name, "started": vm.started, "report": report,
+              "guest_kernel": kernel_phase, "console": records, "firmware_type": vm.firmware,
+              "markers": {key: span(vm.started, value) for key, value in markers.items()},
+              "firmware": span(vm.started, firmware_done),
+              "loader": span(firmware_done, kernel_start),
               "kernel": span(kernel_start, systemd),
               "userspace": span(systemd, sshd),
               "login": span(sshd, logged_in),
@@ -123,6 +154,7 @@ def table(runs: dict[str, list[dict]]) -> str:
 
 
 def measure(dists: list[str], boots: int = 3, smp: int = 2, memory: int = 1024, prefix: str = "speed-measure") -> str:
+    """Boot phases of fresh VMs of each image (dists: lab image names), one VM at a time."""
     load_before = os.getloadavg()
     runs: dict[str, list[dict]] = {}
     for dist in dists:
@@ -171,3 +203,111 @@ def compare(variants: dict[str, Path]) -> str:
                 cells.append("?" if not old or not new else f"{old / new:.2f}x")
             lines.append(f"| {dist} | {label} | {len(boots)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+# ---- kexec reboots: `systemctl kexec` on a fresh VM, from the trigger to the next login ----------
+
+KEXEC_PHASES = ("shutdown", "purgatory", "kernel", "userspace", "login", "to_sshd", "to_login")
+KEXEC_HEAD = ("trigger to `Starting new kernel` | purgatory (-> first kernel line) | kernel + initramfs "
+              "| userspace to sshd | sshd to login | **trigger to sshd** | trigger to login")
+# systemd >= 255 loads the default boot loader entry itself when nothing is loaded (BLS entries:
+# systemd-boot). GRUB hosts have none ("refusing to guess"): load the running kernel first, with
+# kexec_file_load (-s), which Secure Boot's lockdown requires.
+KEXEC_LOAD_RUNNING = ("kexec -s -l /boot/vmlinuz-$(uname -r) --initrd=/boot/initrd.img-$(uname -r) "
+                      "--reuse-cmdline --append={append} && ")
+# With systemd-boot the options come from the entries: the experiment's arguments go there.
+SDBOOT_APPEND = "sed -i '/^options/ s|$| '{append}'|' /boot/efi/loader/entries/*.conf && "
+
+
+def one_kexec(name: str, image: str, smp: int, memory: int, append: str = "", timeout: float = 900) -> dict:
+    """One fresh VM (with kexec-tools), one `systemctl kexec`; phases on the host clock. append: kernel
+    arguments for the kexec'd kernel only (an experiment, e.g. a clocksource)."""
+    spec = spec_for(image)
+    vm = up(name, image, smp=smp, memory=memory, kexec_tools=True)
+    try:
+        before = subprocess.run(ssh_cmd(vm) + ["cat /proc/sys/kernel/random/boot_id"], capture_output=True,
+                                text=True, timeout=60, check=False).stdout.strip()
+        if spec.boot_loader == "grub":
+            load = KEXEC_LOAD_RUNNING.format(append=shlex.quote(append))
+        else:
+            load = SDBOOT_APPEND.format(append=shlex.quote(append)) if append else ""
+        trigger = time.monotonic()
+        # --no-block: systemctl returns once the job is queued (it has loaded the kernel by then), so
+        # the SSH session ends cleanly before the shutdown kills it.
+        issued = subprocess.run(ssh_cmd(vm) + [load + "systemctl --no-block kexec"], capture_output=True,
+                                text=True, timeout=120, check=False)
+        returned = time.monotonic()
+        sshd = None
+        deadline = trigger + timeout
+        while sshd is None and time.monotonic() < deadline and vm.pid() is not None:
+            time.sleep(1)
+            sshd = first(console_records(vm), lambda line: SSHD_MARKER in line, after=trigger)
+        if sshd is None:
+            why = "QEMU ended" if vm.pid() is None else f"no sshd within {timeout:.0f}s"
+            log(f"{name}: the kexec reboot failed ({why}); console {vm.console}")
+        logged_in = None
+        report = ""
+        if sshd is not None:
+            wait_for_ssh(vm, max(60.0, deadline - time.monotonic()))
+            logged_in = time.monotonic()
+            report = subprocess.run(ssh_cmd(vm) + ["cat /proc/sys/kernel/random/boot_id; " + GUEST_REPORT],
+                                    capture_output=True, text=True, timeout=120, check=False).stdout
+    finally:
+        down(name)
+    time.sleep(0.5)
+    records = console_records(vm)
+    started_new = first(records, lambda line: KEXEC_LINE in line, after=trigger)
+    # The new kernel's first line (the old kernel's own lines match KERNEL_LINE up to the last one).
+    kernel_start = first(records, lambda line: "Linux version " in line, after=started_new or trigger)
+    systemd = first(records, SYSTEMD_LINE.search, after=kernel_start or trigger)
+    firmware = first(records, lambda line: OVMF_MARKER in line or GRUB_MARKER in line or EFI_STUB_LINE in line,
+                     after=trigger)
+    return {"dist": image, "image": image_for(image).disk.name, "smp": smp, "append": append, "trigger": trigger,
+            "command_returned": returned - trigger, "command_rc": issued.returncode,
+            "command_output": (issued.stdout + issued.stderr)[-2000:],
+            "boot_id_changed": bool(report) and before not in report.splitlines()[:1],
+            "firmware_seen": firmware is not None, "report": report, "console": records,
+            "guest": startup_phases(report),
+            "shutdown": span(trigger, started_new),
+            "purgatory": span(started_new, kernel_start),
+            "kernel": span(kernel_start, systemd),
+            "userspace": span(systemd, sshd),
+            "login": span(sshd, logged_in),
+            "to_sshd": span(trigger, sshd),
+            "to_login": span(trigger, logged_in)}
+
+
+def measure_kexec(images: list[str], boots: int = 3, smp: int = 2, memory: int = 1024,  # pylint: disable=too-many-locals
+                  prefix: str = "kexec-measure", append: str = "") -> str:
+    """`systemctl kexec` on fresh VMs of each image, one at a time: medians of the phases."""
+    load_before = os.getloadavg()
+    runs: dict[str, list[dict]] = {}
+    for image in images:
+        runs[image] = []
+        for number in range(boots):
+            result = one_kexec(f"{prefix}-{image}", image, smp, memory, append)
+            log(f"{image} kexec {number + 1}/{boots}: " + ", ".join(
+                f"{p} {result[p]:.1f}" for p in KEXEC_PHASES if result[p] is not None)
+                + ("" if not result["firmware_seen"] else ", FIRMWARE BOOT (the kexec fell back)"))
+            runs[image].append(result)
+    load_after = os.getloadavg()
+    lines = [f"| image | {KEXEC_HEAD} | guest kernel | guest userspace |", "|" + "---|" * (3 + len(KEXEC_PHASES))]
+    for image, results in runs.items():
+        cells = []
+        for phase in KEXEC_PHASES:
+            value = median([r[phase] for r in results])
+            text = "?" if value is None else f"{value:.1f} s"
+            cells.append(f"**{text}**" if phase == "to_sshd" else text)
+        for part in ("kernel", "userspace"):
+            value = median([r["guest"].get(part) for r in results])
+            cells.append("?" if value is None else f"{value:.1f} s")
+        lines.append(f"| {image} | " + " | ".join(cells) + " |")
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    extra = f", kexec'd kernel + `{append}`" if append else ""
+    summary = (f"{stamp}, `systemctl kexec`{extra}, medians of {boots} (a fresh VM each), {smp} vCPU, {memory} MiB; host "
+               f"load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after\n\n" + "\n".join(lines) + "\n")
+    out = run_dir() / f"kexec-measure-{datetime.datetime.now():%Y%m%d-%H%M%S}.json"
+    out.write_text(json.dumps({"summary": summary, "runs": runs}, indent=2) + "\n")
+    for image, results in runs.items():
+        summary += f"\n### {image}: the guest's view after its last kexec\n\n```\n{results[-1]['report'].strip()}\n```\n"
+    return summary + f"\n(all runs: {out})\n"

@@ -19,17 +19,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import console as console_logger
-from .base import GUEST_USERS, LabError, cache_dir, log, qemu_base_cmd, run_dir
+from .base import FIRMWARES, GUEST_USERS, LabError, cache_dir, firmware_options, log, ovmf_file, qemu_base_cmd, run_dir
 from .collection import BANNER_TIMEOUT, BANNER_WAIT, read_ssh_banner
-from .images import build
+from .images import ImageSpec, build, spec_for
 
 QEMU_NAME_PREFIX = "fastreboot-lab-"
 DEFAULT_SSH_TIMEOUT = 300
 LOGGER_START_TIMEOUT = 10.0
 # The image variant with kexec-tools, for scenarios that do not test its installation, installed as
-# the role does (apt; bookworm's kexec-tools needs libxenmisc, which is not in the image's apt cache,
-# so this may use the network like the role), with the role's default debconf answer (Debian's init
-# scripts do not kexec every reboot).
+# the role does (apt; kexec-tools needs libxen* packages, which the BIOS images' apt cache lacks, so
+# there this may use the network like the role; guest.sh caches them, as the UEFI images have it),
+# with the role's default debconf answer (Debian's init scripts do not kexec every reboot).
 KEXEC_TOOLS_INSTALL = (
     "echo 'kexec-tools kexec-tools/load_kexec boolean false' | debconf-set-selections && "
     "DEBIAN_FRONTEND=noninteractive apt-get install -y -q kexec-tools >/dev/null && "
@@ -38,17 +38,23 @@ KEXEC_TOOLS_INSTALL = (
 
 
 @dataclass
-class VM:
+class VM:  # pylint: disable=too-many-instance-attributes  # the saved state of one VM (vm.json)
     name: str
-    dist: str
+    dist: str  # the Debian release
     port: int
     key: str
     console: str
     pidfile: str
     overlay: str
     firmware_delay: int
-    # Host CLOCK_MONOTONIC when QEMU was started: console.times and the measurement count from it.
+    # Host CLOCK_MONOTONIC when QEMU was last started: console.times and the measurement count from it.
     started: float = 0.0
+    image: str = ""  # the lab image (bookworm, trixie, uefi-...); older vm.json files lack it
+    firmware: str = "bios"
+    efi_vars: str = ""  # the VM's own OVMF variable store (UEFI), kept across restarts
+    memory: int = 1024
+    smp: int = 2
+    no_reboot: bool = False  # QEMU -no-reboot: a firmware reset ends the VM
 
     @property
     def dir(self) -> Path:
@@ -70,7 +76,8 @@ class VM:
 
     def describe(self) -> dict:
         data = asdict(self)
-        data.update(address="127.0.0.1", users=list(GUEST_USERS), pid=self.pid(), console_times=str(self.console_times))
+        data.update(address="127.0.0.1", users=list(GUEST_USERS), pid=self.pid(), console_times=str(self.console_times),
+                    image=self.image or self.dist)
         return data
 
 
@@ -127,7 +134,9 @@ def wait_for_ssh(vm: VM, timeout: float) -> float:
     deadline = started + timeout
     while time.monotonic() < deadline:
         if vm.pid() is None:
-            raise LabError(f"VM {vm.name}: QEMU exited during boot; console log: {vm.console}\n"
+            why = (" (a firmware reset ends this VM, --no-reboot: `lab.py restart NAME` starts it again)"
+                   if vm.no_reboot else "")
+            raise LabError(f"VM {vm.name}: QEMU exited during boot{why}; console log: {vm.console}\n"
                            f"--- last console lines ---\n{console_tail(vm)}")
         left = deadline - time.monotonic()
         if read_ssh_banner("127.0.0.1", vm.port, min(BANNER_TIMEOUT, left), wait=min(BANNER_WAIT, left)):
@@ -150,15 +159,16 @@ def qemu_vm_options() -> list[str]:
     return ["-device", "virtio-rng-pci"] + shlex.split(os.environ.get("FASTREBOOT_LAB_QEMU_ARGS", ""))
 
 
-def start_console_logger(directory: Path) -> tuple[subprocess.Popen, Path]:
-    """The console logger, detached (it outlives this process, as QEMU does), listening before QEMU starts."""
+def start_console_logger(directory: Path, append: bool = False) -> tuple[subprocess.Popen, Path]:
+    """The console logger, detached (it outlives this process, as QEMU does), listening before QEMU starts.
+    A restarted VM's logger appends: the console of the earlier boots is the tests' evidence."""
     sock = directory / "console.sock"
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()
     with open(directory / "console-logger.err", "ab") as errors:
         logger = subprocess.Popen(  # pylint: disable=consider-using-with  # runs on after we return
             [sys.executable, console_logger.__file__, str(sock), str(directory / "console.log"),
-             str(directory / "console.times")],
+             str(directory / "console.times"), *(["append"] if append else [])],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True)
     deadline = time.monotonic() + LOGGER_START_TIMEOUT
     while not sock.exists():
@@ -169,26 +179,33 @@ def start_console_logger(directory: Path) -> tuple[subprocess.Popen, Path]:
     return logger, sock
 
 
-def up(name: str, dist: str, memory: int = 1024, smp: int = 2, firmware_delay: int = 0,
-       ssh_timeout: float = DEFAULT_SSH_TIMEOUT, kexec_tools: bool = False) -> VM:
-    """Start a VM on a fresh overlay of the dist's image (with kexec-tools installed if asked) and wait for SSH."""
-    image = build(dist)
-    backing = kexec_tools_image(dist) if kexec_tools else image.disk
-    return start(name, dist, backing, image.key, memory, smp, firmware_delay, ssh_timeout)
+def up(name: str, image: str = "bookworm", memory: int = 1024, smp: int = 2, firmware_delay: int = 0,
+       ssh_timeout: float = DEFAULT_SSH_TIMEOUT, kexec_tools: bool = False, no_reboot: bool = False) -> VM:
+    """Start a VM on a fresh overlay of the image (with kexec-tools installed if asked) and wait for SSH.
+
+    image: a lab image name (images.IMAGES: bookworm, trixie, uefi-sdboot-trixie, ...). no_reboot: QEMU
+    ends the VM on a firmware reset instead of booting again (a kexec that fell back to a cold reboot
+    shows as a dead VM; `restart` starts it again).
+    """
+    spec = spec_for(image)
+    disk = build(image)
+    backing = kexec_tools_image(image) if kexec_tools else disk.disk
+    return start(name, spec, backing, disk.key, memory, smp, firmware_delay, ssh_timeout, no_reboot)
 
 
-def kexec_tools_image(dist: str) -> Path:
-    """The dist's image with kexec-tools installed: a read-only qcow2 layer over the bare image, made once
+def kexec_tools_image(image: str) -> Path:
+    """The image with kexec-tools installed: a read-only qcow2 layer over the bare image, made once
     (one boot of the bare image, about a minute) and removed with it when the recipe changes."""
-    image = build(dist)
-    layer = image.disk.with_name(image.disk.stem + "-kexec-tools.qcow2")
-    with open(cache_dir() / f"{dist}.lock", "w", encoding="utf-8") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel `up`s of one dist build the layer once
+    spec = spec_for(image)
+    disk = build(image)
+    layer = disk.disk.with_name(disk.disk.stem + "-kexec-tools.qcow2")
+    with open(cache_dir() / f"{image}.lock", "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel `up`s of one image build the layer once
         if layer.exists():
             return layer
         started = time.monotonic()
-        name = f"image-{dist}-kexec-tools"
-        vm = start(name, dist, image.disk, image.key, 1024, 1, 0, DEFAULT_SSH_TIMEOUT)
+        name = f"image-{image}-kexec-tools"
+        vm = start(name, spec, disk.disk, disk.key, 1024, 1, 0, DEFAULT_SSH_TIMEOUT)
         try:
             result = subprocess.run(ssh_cmd(vm) + [KEXEC_TOOLS_INSTALL], capture_output=True, text=True,
                                     timeout=300, check=False)
@@ -196,7 +213,7 @@ def kexec_tools_image(dist: str) -> Path:
             while vm.pid() is not None and time.monotonic() < deadline:
                 time.sleep(0.5)
             if vm.pid() is not None or "kexec-tools" not in result.stdout:
-                raise LabError(f"installing kexec-tools into the {dist} image failed: {result.stderr.strip()[-500:]}; "
+                raise LabError(f"installing kexec-tools into the {image} image failed: {result.stderr.strip()[-500:]}; "
                                f"console log: {vm.console}")
         finally:
             down(name)
@@ -209,8 +226,9 @@ def kexec_tools_image(dist: str) -> Path:
     return layer
 
 
-def start(name: str, dist: str, backing: Path, image_key: Path, memory: int, smp: int, firmware_delay: int,
-          ssh_timeout: float) -> VM:
+def start(name: str, spec: ImageSpec, backing: Path, image_key: Path, memory: int, smp: int,  # pylint: disable=too-many-arguments
+          firmware_delay: int, ssh_timeout: float, no_reboot: bool = False) -> VM:
+    """A new VM: its folder, an overlay over backing, its key and (UEFI) variable store; then boot it."""
     directory = vm_dir(name)
     if directory.exists():
         with contextlib.suppress(LabError):
@@ -223,44 +241,97 @@ def start(name: str, dist: str, backing: Path, image_key: Path, memory: int, smp
     key = directory / "id_ed25519"
     shutil.copy(image_key, key)
     key.chmod(0o600)
+    efi_vars = ""
+    if FIRMWARES[spec.firmware].vars_template:
+        # The VM's own writable copy: OVMF and the guest (bootctl set-default, mokutil) write to it.
+        efi_vars = str(directory / "efi-vars.fd")
+        shutil.copy(ovmf_file(FIRMWARES[spec.firmware].vars_template), efi_vars)
+    vm = VM(name=name, dist=spec.dist, port=0, key=str(key), console=str(directory / "console.log"),
+            pidfile=str(directory / "qemu.pid"), overlay=str(overlay), firmware_delay=firmware_delay,
+            image=spec.name, firmware=spec.firmware, efi_vars=efi_vars, memory=memory, smp=smp,
+            no_reboot=no_reboot)
+    return boot(vm, ssh_timeout, new_port=True)
+
+
+def restart(name: str, ssh_timeout: float = DEFAULT_SSH_TIMEOUT, wait: bool = True) -> VM:
+    """Start a VM that ended (powered off, killed, or reset under --no-reboot) again: the same overlay,
+    variable store, port and key, so its inventory stays valid; the console log goes on."""
+    vm = load_vm(name)
+    if vm.pid() is not None:
+        raise LabError(f"VM {name} is running (pid {vm.pid()}): `lab.py reset` presses its reset button")
+    return boot(vm, ssh_timeout, new_port=False, wait=wait)
+
+
+def boot(vm: VM, ssh_timeout: float, new_port: bool, wait: bool = True) -> VM:
+    """Start QEMU for a VM (a free local port for SSH when new_port) and wait for a root login."""
+    directory = vm.dir
     last_error = ""
+    launched = False
     for _attempt in range(5):
-        vm = VM(name=name, dist=dist, port=free_port(), key=str(key), console=str(directory / "console.log"),
-                pidfile=str(directory / "qemu.pid"), overlay=str(overlay), firmware_delay=firmware_delay)
-        logger, console_sock = start_console_logger(directory)
-        cmd = qemu_base_cmd(memory, smp) + qemu_vm_options() + [
-            "-name", QEMU_NAME_PREFIX + name,
-            "-drive", f"file={overlay},if=virtio,format=qcow2,cache=unsafe",
+        if new_port:
+            vm.port = free_port()
+        logger, console_sock = start_console_logger(directory, append=not new_port)
+        cmd = qemu_base_cmd(vm.memory, vm.smp, vm.firmware) + qemu_vm_options() + [
+            "-name", QEMU_NAME_PREFIX + vm.name,
+            *firmware_options(vm.firmware, Path(vm.efi_vars) if vm.efi_vars else None),
+            "-drive", f"file={vm.overlay},if=virtio,format=qcow2,cache=unsafe",
             "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{vm.port}-:22",
             "-device", "virtio-net-pci,netdev=net0",
             "-chardev", f"socket,id=serial0,path={console_sock}", "-serial", "chardev:serial0",
             "-daemonize", "-pidfile", vm.pidfile,
             "-monitor", f"unix:{directory / 'monitor.sock'},server,nowait",
         ]
-        if firmware_delay > 0:
-            # SeaBIOS shows its boot menu prompt this long on every firmware boot: a slow POST.
-            cmd += ["-boot", f"menu=on,splash-time={firmware_delay * 1000}"]
+        if vm.firmware_delay > 0:
+            # The firmware shows its boot menu prompt this long on every firmware boot: a slow POST.
+            cmd += ["-boot", f"menu=on,splash-time={vm.firmware_delay * 1000}"]
+        if vm.no_reboot:
+            cmd.append("-no-reboot")
+        with contextlib.suppress(FileNotFoundError):
+            Path(vm.pidfile).unlink()  # an ended QEMU's
         vm.started = time.monotonic()
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode == 0:
             vm.save()
+            launched = True
             break
         logger.kill()
         last_error = result.stderr.strip()
         if "hostfwd" not in last_error and "host forwarding" not in last_error:
             break
-    else:
-        vm = None
-    if vm is None or not Path(vm.pidfile).exists():
-        raise LabError(f"QEMU did not start for {name}: {last_error}")
-    log(f"{name}: {dist} VM started (pid {vm.pid()}, ssh port {vm.port}, console {vm.console})")
+        if not new_port:
+            time.sleep(2)  # the port may still be held by the ended QEMU's last connections
+    if not launched or not Path(vm.pidfile).exists():
+        raise LabError(f"QEMU did not start for {vm.name}: {last_error}")
+    log(f"{vm.name}: {vm.image or vm.dist} VM started (pid {vm.pid()}, ssh port {vm.port}, console {vm.console})")
+    if not wait:
+        return vm
     try:
         took = wait_for_ssh(vm, ssh_timeout)
     except BaseException:
-        down(name)
+        down(vm.name)
         raise
-    log(f"{name}: SSH ready after {took:.1f}s")
+    log(f"{vm.name}: SSH ready after {took:.1f}s")
     return vm
+
+
+def reset(name: str, wait: bool = True, ssh_timeout: float = DEFAULT_SSH_TIMEOUT) -> None:
+    """The reset button (a firmware reboot). A VM that has ended, or that ends on the reset (--no-reboot),
+    is started again on its overlay, as the button would boot it. With wait, returns once a root login works."""
+    vm = load_vm(name)
+    if vm.pid() is not None:
+        monitor(name, "system_reset")
+        if not vm.no_reboot:
+            if wait:
+                time.sleep(2)
+                log(f"{name}: SSH ready {wait_for_ssh(vm, ssh_timeout):.1f}s after reset")
+            return
+        deadline = time.monotonic() + 30
+        while vm.pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if vm.pid() is not None:
+            down(name)
+    log(f"{name}: QEMU has ended; starting it again on its overlay")
+    restart(name, ssh_timeout, wait=wait)
 
 
 def monitor(name: str, command: str) -> str:
@@ -356,5 +427,7 @@ def inventory(names: list[str], user: str = "root") -> str:
             "      ansible_python_interpreter: /usr/bin/python3",
             f"      lab_console_log: {vm.console}",
             f"      lab_dist: {vm.dist}",
+            f"      lab_image: {vm.image or vm.dist}",
+            f"      lab_firmware: {vm.firmware}",
         ]
     return "\n".join(lines) + "\n"

@@ -51,6 +51,9 @@ from ansible_collections.fastreboot.kexec.plugins.plugin_utils._wait import Prob
 from ansible_collections.fastreboot.kexec.tests.unit.plugins.module_utils import layouts
 from ansible_collections.fastreboot.kexec.tests.unit.plugins.module_utils.hosttree import FakeKexec, HostTree
 
+# `systemd-analyze time` of a trixie lab VM (2026-12-02), with its second line
+STARTUP_FINISHED = "Startup finished in 9.179s (kernel) + 14.935s (userspace) = 24.114s \ngraphical.target reached after 14.924s in userspace.\n"
+
 ORIGINAL_POPEN = subprocess.Popen
 
 PROGRAMS = {
@@ -356,7 +359,9 @@ class SimulatedHost:
             return {"rc": 0, "stdout": "", "stderr": ""}
         if cmd == SYSTEM_STATE_COMMAND:
             word = self.boot_states.pop(0) if len(self.boot_states) > 1 else self.boot_states[0]
-            return {"rc": 0 if word == "running" else 1, "stdout": word + "\n", "stderr": ""}
+            # systemd-analyze prints its line once the boot has finished (recorded on the trixie lab VM)
+            startup = STARTUP_FINISHED if word in ("running", "degraded") else ""
+            return {"rc": 0 if word == "running" else 1, "stdout": word + "\n" + startup, "stderr": ""}
         if cmd == "whoami":
             return {"rc": 0, "stdout": "root\n", "stderr": ""}
         return {"rc": 127, "stdout": "", "stderr": f"sh: 1: {cmd.split()[0]}: not found"}
@@ -446,6 +451,8 @@ def test_kexec_reboot_end_to_end() -> None:
     assert run.connection.options["timeout"] == 10 and run.connection.options["reconnection_retries"] == 3
     assert result["probe"] == "login"  # nothing answers on the (closed) SSH port before the reboot
     assert result["msg"].startswith("rebooted by kexec into 6.1.0-26-amd64")
+    # the new boot's own split, read in the login that saw the boot finished
+    assert result["startup_times"] == {"kernel": 9.179, "userspace": 14.935, "total": 24.114}
 
 
 def test_pre_reboot_delay_is_on_the_host_and_excluded_from_downtime() -> None:
@@ -527,6 +534,7 @@ def test_immediate_without_systemd() -> None:
     assert result["trigger"][3] == "sync; exec /usr/sbin/kexec -e"
     # no systemd: the boot-finished wait is skipped
     assert SYSTEM_STATE_COMMAND not in [cmd for cmd, dummy, dummy2 in run.host.commands]
+    assert result["startup_times"] is None
 
 
 def test_dropped_connection_during_the_trigger_is_success() -> None:

@@ -295,3 +295,38 @@ def efi_loader_var(tree: HostTree, name: str, value: str) -> None:
         f"/sys/firmware/efi/efivars/{name}-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f",
         b"\x06\x00\x00\x00" + (value + "\0").encode("utf-16-le"),
     )
+
+
+# The uefi-sdboot-trixie lab VM (2026-12-02, systemd 257.13-1~deb13u1): kernel-install's entries on the ESP at
+# /boot/efi with the entry token "debian", loader.conf's default the generic kernel, which is not the first
+# entry in sort order (the cloud kernel's sorts first). Files as the VM had them (tests/lab/uefi-wip).
+DEBIAN13_SDBOOT_ROOT = "c2fd81d8-406c-4447-89b6-a9407a95f557"
+DEBIAN13_SDBOOT_RELEASES = ("6.12.118+deb13-amd64", "6.12.118+deb13-cloud-amd64")
+DEBIAN13_SDBOOT_OPTIONS = f"root=UUID={DEBIAN13_SDBOOT_ROOT} ro console=ttyS0,115200n8"
+
+
+def debian13_systemd_boot(tree: HostTree, loader_default: str | None = f"debian-{DEBIAN13_SDBOOT_RELEASES[0]}.conf") -> None:
+    for release in DEBIAN13_SDBOOT_RELEASES:
+        # /boot/vmlinuz-* and /boot/initrd.img-*: the package's files, which kernel-install copied to the ESP
+        tree.kernel(release, initrd=f"/boot/initrd.img-{release}")
+        tree.kernel(release, image=f"/boot/efi/debian/{release}/linux", initrd=f"/boot/efi/debian/{release}/initrd.img-{release}")
+        tree.write(
+            f"/boot/efi/loader/entries/debian-{release}.conf",
+            "# Boot Loader Specification type#1 entry\n"
+            "# File created by /usr/lib/kernel/install.d/90-loaderentry.install (systemd 257.13-1~deb13u1)\n"
+            f"title      Debian GNU/Linux 13 (trixie)\nversion    {release}\nsort-key   debian\n"
+            f"options    {DEBIAN13_SDBOOT_OPTIONS}\nlinux      /debian/{release}/linux\n"
+            f"initrd     /debian/{release}/initrd.img-{release}\n",
+        )
+    tree.write("/boot/efi/loader/entries.srel", "type1\n")
+    tree.write("/boot/efi/loader/loader.conf", "timeout 0\n" + (f"default {loader_default}\n" if loader_default else ""))
+    tree.write("/etc/kernel/cmdline", DEBIAN13_SDBOOT_OPTIONS + "\n")
+    tree.write("/etc/kernel/entry-token", "debian\n")
+    running = DEBIAN13_SDBOOT_RELEASES[0]
+    tree.running(running, f"initrd=\\debian\\{running}\\initrd.img-{running} {DEBIAN13_SDBOOT_OPTIONS}")
+    efi_loader_var(tree, "LoaderInfo", "systemd-boot 257.13-1~deb13u1")
+    efi_loader_var(tree, "LoaderEntrySelected", f"debian-{running}.conf")
+    efi_loader_var(tree, "LoaderFirmwareType", "UEFI 2.70")
+    # plain OVMF variable store: Secure Boot off, setup mode (no platform key)
+    tree.write("/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c", b"\x06\x00\x00\x00\x00")
+    tree.write("/sys/firmware/efi/efivars/SetupMode-8be4df61-93ca-11d2-aa0d-00e098032b8c", b"\x06\x00\x00\x00\x01")

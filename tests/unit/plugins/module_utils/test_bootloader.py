@@ -205,6 +205,34 @@ def test_systemd_boot_preferred_over_stale_grub_when_it_booted(tree):
     assert default_entry(tree).loader == "systemd-boot"
 
 
+@pytest.mark.parametrize(
+    ("loader_default", "efi_variables", "expected", "found_by"),
+    [
+        # what `SYSTEMD_LOG_LEVEL=debug systemctl kexec --dry-run` and `bootctl list` chose on the VM, state by state
+        ("debian-6.12.118+deb13-amd64.conf", {}, "6.12.118+deb13-amd64", "/boot/efi/loader/loader.conf default"),
+        (None, {}, "6.12.118+deb13-cloud-amd64", "first entry"),
+        ("debian-6.12.118+deb13-cloud-amd64.conf", {}, "6.12.118+deb13-cloud-amd64", "/boot/efi/loader/loader.conf default"),
+        ("debian-6.12.118+deb13-cloud-amd64.conf", {"LoaderEntryDefault": "debian-6.12.118+deb13-amd64.conf"},
+         "6.12.118+deb13-amd64", "EFI variable LoaderEntryDefault"),
+        ("debian-6.12.118+deb13-cloud-amd64.conf",
+         {"LoaderEntryDefault": "debian-6.12.118+deb13-amd64.conf", "LoaderEntryOneShot": "debian-6.12.118+deb13-cloud-amd64.conf"},
+         "6.12.118+deb13-cloud-amd64", "EFI variable LoaderEntryOneShot"),
+    ],
+)
+def test_systemd_boot_default_as_systemd_chose_it_on_debian13(tree, loader_default, efi_variables, expected, found_by):
+    layouts.debian13_systemd_boot(tree, loader_default=loader_default)
+    for name, value in efi_variables.items():
+        layouts.efi_loader_var(tree, name, value)
+    entry = default_entry(tree)
+    assert entry.loader == "systemd-boot"
+    assert entry.entry_id == f"debian-{expected}"
+    # the files on the ESP, as systemd's "Would run /usr/sbin/kexec --load" named them
+    assert entry.image == f"/boot/efi/debian/{expected}/linux"
+    assert entry.initrds == [f"/boot/efi/debian/{expected}/initrd.img-{expected}"]
+    assert entry.options == layouts.DEBIAN13_SDBOOT_OPTIONS
+    assert entry.found_by.startswith(found_by)
+
+
 # extlinux, grubby, nothing ---------------------------------------------------------------------------
 
 

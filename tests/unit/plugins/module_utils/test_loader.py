@@ -94,6 +94,21 @@ def test_default_load_uses_boot_entry_and_writes_record(tree):
     }
 
 
+def test_debian13_systemd_boot_default_loads_the_entry_files_on_the_esp(tmp_path):
+    # the uefi-sdboot-trixie VM: what systemd's own `systemctl kexec` ran there was
+    # kexec --load /boot/efi/debian/V/linux --append "<the entry's options>" --initrd /boot/efi/debian/V/initrd.img-V
+    tree = HostTree(tmp_path)
+    layouts.debian13_systemd_boot(tree)
+    release = layouts.DEBIAN13_SDBOOT_RELEASES[0]
+    kernel, initrd = f"/boot/efi/debian/{release}/linux", f"/boot/efi/debian/{release}/initrd.img-{release}"
+    outcome, runner = load(tree)
+    assert runner.kexec_calls() == [[KEXEC, "-l", "-s", kernel, f"--initrd={initrd}", f"--append={layouts.DEBIAN13_SDBOOT_OPTIONS}"]]
+    assert (outcome.result["kernel_release"], outcome.result["cmdline_source"]) == (release, "boot_entry")
+    # reusing /proc/cmdline drops systemd-boot's initrd=\... word, which names the previous boot's initrd
+    outcome, runner = load(tree, kernel="latest", append=["fastreboot.test=1"])
+    assert outcome.result["cmdline"] == layouts.DEBIAN13_SDBOOT_OPTIONS + " fastreboot.test=1"
+
+
 def test_latest_reuses_proc_cmdline_without_boot_image(tree):
     outcome, runner = load(tree, kernel="latest", append=["console=ttyS0,115200"], remove=["quiet"])
     assert outcome.result["cmdline_source"] == "proc"

@@ -13,7 +13,9 @@ from ansible_collections.fastreboot.kexec.plugins.plugin_utils._hoststate import
     HOST_STATE_COMMAND,
     parse_boot_id,
     parse_host_state,
+    parse_startup_times,
     parse_system_state,
+    parse_timespan,
 )
 
 BOOT_ID = "3e9b7a52-6c0d-4f1e-8b2a-9d4c5e6f7a81"
@@ -126,3 +128,49 @@ def test_the_real_command_parses_on_this_machine() -> None:
 )
 def test_parse_system_state(output: str, expected: str | None) -> None:
     assert parse_system_state(output) == expected
+
+
+# `systemd-analyze time` as the lab VMs printed it (2026-12-02): BIOS + GRUB trixie, UEFI + systemd-boot trixie
+# cold and after a kexec, UEFI + Secure Boot trixie after a kexec (the trailing blank is systemd's).
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        (
+            "Startup finished in 9.179s (kernel) + 14.935s (userspace) = 24.114s \n"
+            "graphical.target reached after 14.924s in userspace.\n",
+            {"kernel": 9.179, "userspace": 14.935, "total": 24.114},
+        ),
+        (
+            "Startup finished in 16.971s (kernel) + 50.093s (userspace) = 1min 7.065s \n"
+            "graphical.target reached after 50.051s in userspace.\n",
+            {"kernel": 16.971, "userspace": 50.093, "total": 67.065},
+        ),
+        (
+            "running\nStartup finished in 2min 18.901s (kernel) + 55.148s (userspace) = 3min 14.050s \n",
+            {"kernel": 138.901, "userspace": 55.148, "total": 194.05},
+        ),
+        (
+            "Startup finished in 7min 11.139s (kernel) + 1min 55.166s (userspace) = 9min 6.305s \n",
+            {"kernel": 431.139, "userspace": 115.166, "total": 546.305},
+        ),
+        # systemd-analyze(1)'s own example: an initramfs that runs systemd
+        (
+            "Startup finished in 2.584s (kernel) + 19.176s (initrd) + 47.847s (userspace) = 1min 9.608s\n",
+            {"kernel": 2.584, "initrd": 19.176, "userspace": 47.847, "total": 69.608},
+        ),
+        # not finished yet (the message goes to stderr, which the command drops), or noise only
+        ("starting\n", None),
+        ("Startup finished in soon (kernel) = 1s\n", None),
+        ("Startup finished in 3s (bogus) = 3s\n", None),
+    ],
+)
+def test_parse_startup_times(output: str, expected: dict[str, float] | None) -> None:
+    assert parse_startup_times(output) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("873ms", 0.873), ("1min 2.144s", 62.144), ("24.114s", 24.114), ("500us", 0.0005), ("2h", 7200.0), ("3 apples", None), ("", None)],
+)
+def test_parse_timespan(text: str, expected: float | None) -> None:
+    assert parse_timespan(text) == expected
