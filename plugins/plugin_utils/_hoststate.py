@@ -27,10 +27,13 @@ HOST_STATE_COMMAND = (
     f"printf 'fastreboot-kexec-loaded=%s\\n' \"$(cat {shlex.quote(KEXEC_LOADED)} 2>/dev/null)\""
 )
 
-# `systemctl is-system-running` prints one of these words (systemd.1, is-system-running). The same
-# login reads `systemd-analyze time` (the new boot's firmware/loader/kernel/initrd/userspace split;
-# "Bootup is not yet finished" on stderr until it is): no extra round trip for it.
-SYSTEM_STATE_COMMAND = "systemctl is-system-running; systemd-analyze time 2>/dev/null"
+# `systemctl is-system-running` prints one of these words (systemd.1, is-system-running). Once the
+# boot has finished, the same login reads `systemd-analyze time` (the new boot's firmware/loader/
+# kernel/initrd/userspace split): no extra round trip, and no extra process while the boot goes on.
+SYSTEM_STATE_COMMAND = (
+    "state=$(systemctl is-system-running); echo \"$state\"; "
+    "case $state in running|degraded) systemd-analyze time 2>/dev/null;; esac"
+)
 SYSTEM_STATES = ("initializing", "starting", "running", "degraded", "maintenance", "stopping", "offline", "unknown")
 BOOT_FINISHED_STATES = ("running", "degraded")
 

@@ -34,6 +34,15 @@ from .measure import compare, measure, measure_kexec
 from .vm import DEFAULT_SSH_TIMEOUT, down, down_all, inventory, load_vm, reset, restart, ssh_cmd, up
 
 
+def _measure_options(parser: argparse.ArgumentParser, boots_help: str, name: str) -> None:
+    """The options `measure` and `measure-kexec` share."""
+    parser.add_argument("images", nargs="+", choices=IMAGES, metavar="IMAGE")
+    parser.add_argument("--boots", type=int, default=3, help=boots_help)
+    parser.add_argument("--smp", type=int, default=2, help="virtual CPUs (default 2, as `up`)")
+    parser.add_argument("--memory", type=int, default=1024)
+    parser.add_argument("--name", default=name, help=f"VM name prefix (default {name})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lab.py", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("Commands:")[1])
@@ -74,17 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     p_inv.add_argument("names", nargs="+")
     p_inv.add_argument("--user", default="root", choices=GUEST_USERS)
     p_measure = sub.add_parser("measure", help="boot fresh VMs and time the phases of their boot")
-    p_measure.add_argument("images", nargs="+", choices=IMAGES, metavar="IMAGE")
-    p_measure.add_argument("--boots", type=int, default=3, help="boots per image (default 3)")
-    p_measure.add_argument("--smp", type=int, default=2, help="virtual CPUs (default 2, as `up`)")
-    p_measure.add_argument("--memory", type=int, default=1024)
-    p_measure.add_argument("--name", default="speed-measure", help="VM name prefix (default speed-measure)")
+    _measure_options(p_measure, "boots per image (default 3)", "speed-measure")
     p_kexec = sub.add_parser("measure-kexec", help="time `systemctl kexec` on fresh VMs (with kexec-tools)")
-    p_kexec.add_argument("images", nargs="+", choices=IMAGES, metavar="IMAGE")
-    p_kexec.add_argument("--boots", type=int, default=3, help="kexec reboots per image, one fresh VM each (default 3)")
-    p_kexec.add_argument("--smp", type=int, default=2, help="virtual CPUs (default 2, as `up`)")
-    p_kexec.add_argument("--memory", type=int, default=1024)
-    p_kexec.add_argument("--name", default="kexec-measure", help="VM name prefix (default kexec-measure)")
+    _measure_options(p_kexec, "kexec reboots per image, one fresh VM each (default 3)", "kexec-measure")
     p_kexec.add_argument("--append", default="", metavar="ARGS",
                          help="kernel arguments for the kexec'd kernel only (experiments, e.g. clocksource=hpet)")
     p_compare = sub.add_parser("measure-compare", help="one table of several measurements, with speed-ups")

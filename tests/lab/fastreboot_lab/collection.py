@@ -1,7 +1,8 @@
 # Copyright (c) 2026, fastreboot.kexec contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The collection's own SSH banner reader (plugins/plugin_utils/_wait.py), imported from this checkout.
+"""The collection's own SSH banner reader and systemd-analyze parser (plugins/plugin_utils/_wait.py),
+imported from this checkout.
 
 The lab runs with the system python3 before any virtual environment or collection path exists.
 _wait.py and what it imports from the collection (_hoststate, module_utils._paths, ...) need only
@@ -61,3 +62,5 @@ _wait = _import_wait()
 read_ssh_banner = _wait.read_ssh_banner
 BANNER_TIMEOUT: float = _wait.BANNER_TIMEOUT
 BANNER_WAIT: float = _wait.BANNER_WAIT
+# systemd-analyze time's split, as kexec_reboot reads it (plugin_utils/_hoststate.py, imported by _wait)
+parse_startup_times = _wait.parse_startup_times

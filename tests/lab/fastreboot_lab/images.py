@@ -61,7 +61,7 @@ class ImageSpec:
 def bios_image(dist: str) -> ImageSpec:
     # The BIOS recipe files by name: the hash of these images must not change when files for other
     # images are added to the folder.
-    return ImageSpec(dist, dist, "bios", "grub", ("customize.sh", "firstboot.sh", "packages.txt"))
+    return ImageSpec(dist, dist, "bios", "grub", ("customize.sh", "firstboot.sh", "grub.sh", "guest.sh", "packages.txt"))
 
 
 def sdboot_image(dist: str) -> ImageSpec:
@@ -181,18 +181,11 @@ def require_root(what: str) -> None:
         raise LabError(f"{what} needs root (mmdebstrap, chroot, mkfs): run it as root, e.g. with sudo")
 
 
-# The BIOS images' tree. Its source is part of their recipe hash, so it keeps its own copy of
-# MMDEBSTRAP_OPTIONS until the next change of the BIOS recipe rebuilds them anyway.
 def build_rootfs(dist: str, rootdir: Path, root_uuid: str, pubkey: str, sources: Path) -> None:
     env = dict(os.environ, LAB_DIST=dist, LAB_ROOT_UUID=root_uuid, LAB_PUBKEY=pubkey,
                LAB_RECIPE_DIR=str(RECIPE_DIR))
     cmd = [
-        "mmdebstrap", "--variant=apt", "--mode=root", "--format=directory",
-        "--include=" + ",".join(packages()),
-        # Smaller, faster images: no documentation or translations.
-        "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/doc/*",
-        "--dpkgopt=path-include=/usr/share/doc/*/copyright", "--dpkgopt=path-exclude=/usr/share/locale/*",
-        "--skip=cleanup/apt/lists", "--skip=cleanup/apt/cache",
+        "mmdebstrap", *MMDEBSTRAP_OPTIONS, "--include=" + ",".join(packages()),
         "--customize-hook=sh " + str(RECIPE_DIR / "customize.sh") + ' "$1"',
         dist, str(rootdir), str(sources),
     ]

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from .base import log, run_dir
+from .collection import parse_startup_times
 from .console import read_times
 from .images import image_for, spec_for
 from .vm import VM, down, ssh_cmd, up, wait_for_ssh
@@ -58,17 +59,9 @@ GUEST_REPORT = (
 )
 
 
-def seconds(text: str) -> float:
-    """systemd's time span ('1min 2.345s', '873ms', '2.1s') in seconds."""
-    units = {"min": 60.0, "s": 1.0, "ms": 0.001, "us": 0.000001, "µs": 0.000001, "h": 3600.0}
-    return sum(float(value) * units[unit] for value, unit in re.findall(r"([\d.]+)(min|ms|us|µs|s|h)\b", text))
-
-
 def startup_phases(report: str) -> dict[str, float]:
-    """systemd-analyze time's parts ("1.2s (firmware) + ... + 16.9s (kernel) + 50.1s (userspace)")."""
-    line = re.search(r"Startup finished in (.*)", report)
-    parts = re.findall(r"([^+]+?) \((firmware|loader|kernel|initrd|userspace)\)", line.group(1) if line else "")
-    return {name: seconds(value) for value, name in parts}
+    """systemd-analyze time's parts, parsed by the collection's own reader (kexec_reboot's startup_times)."""
+    return parse_startup_times(report) or {}
 
 
 def console_records(vm: VM) -> list[tuple[float, str]]:

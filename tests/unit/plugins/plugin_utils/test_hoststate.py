@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.fastreboot.kexec.plugins.plugin_utils._hoststate import (
     HOST_STATE_COMMAND,
+    SYSTEM_STATE_COMMAND,
     parse_boot_id,
     parse_host_state,
     parse_startup_times,
@@ -174,3 +175,21 @@ def test_parse_startup_times(output: str, expected: dict[str, float] | None) -> 
 )
 def test_parse_timespan(text: str, expected: float | None) -> None:
     assert parse_timespan(text) == expected
+
+
+@pytest.mark.parametrize(("state", "startup"), [("running", {"kernel": 9.179, "userspace": 14.935, "total": 24.114}), ("starting", None)])
+def test_system_state_command_reads_the_split_only_once_finished(tmp_path, state: str, startup: dict[str, float] | None) -> None:
+    # The real command under /bin/sh, with systemctl and systemd-analyze standing in on PATH; systemd-analyze
+    # prints what the trixie lab VM printed, and says "not yet finished" (stderr, rc 1) while the boot goes on.
+    (tmp_path / "systemctl").write_text(f"#!/bin/sh\necho {state}\n[ {state} = running ]\n")
+    (tmp_path / "systemd-analyze").write_text(
+        "#!/bin/sh\necho 'Startup finished in 9.179s (kernel) + 14.935s (userspace) = 24.114s '\n"
+        f"[ {state} = running ] || {{ echo called >> {tmp_path}/analyze-called; exit 1; }}\n"
+    )
+    for name in ("systemctl", "systemd-analyze"):
+        (tmp_path / name).chmod(0o755)
+    env = dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}")
+    output = subprocess.run(["/bin/sh", "-c", SYSTEM_STATE_COMMAND], capture_output=True, text=True, env=env, check=False).stdout
+    assert parse_system_state(output) == state
+    assert parse_startup_times(output) == startup
+    assert not (tmp_path / "analyze-called").exists()  # no systemd-analyze while the boot goes on
