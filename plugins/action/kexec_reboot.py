@@ -714,7 +714,7 @@ class ActionModule(ActionBase):
         """Load (force: whatever was loaded before, by us or anything else, is replaced, so the proof compares
         with what this task loaded), or read the loaded image with use_loaded; what the new boot must run."""
         if options.use_loaded:
-            info = self._execute_module(module_name=INFO_MODULE, module_args={}, task_vars=task_vars)
+            info = self._execute_module(module_name=INFO_MODULE, module_args={"savings_estimate": False}, task_vars=task_vars)
             self._lift_warnings(info)
             result["load"] = info.get("loaded")
             expected, warnings = expectation_from_info(info, options.expect_release)

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""What kexec_info reports: support, the loaded image and its record, kernels, reboot-required reasons.
+"""What kexec_info reports: support, the loaded image and its record, kernels, reboot-required reasons, savings.
 
 Internal to fastreboot.kexec, not a public API. Reads only; changes nothing on the host.
 """
@@ -19,6 +19,7 @@ from ansible_collections.fastreboot.kexec.plugins.module_utils._record import (
     current_boot_id,
     record_problem,
 )
+from ansible_collections.fastreboot.kexec.plugins.module_utils._savings import savings_estimate
 from ansible_collections.fastreboot.kexec.plugins.module_utils._support import SupportProbe
 
 REBOOT_REQUIRED_FLAG = "/run/reboot-required"
@@ -53,10 +54,13 @@ def reboot_required(inventory: KernelInventory, runner: CommandRunner, default_r
     return reasons
 
 
-def gather_info(host: HostFiles, runner: CommandRunner, machine: str | None = None, trusted_uid: int | None = None) -> dict[str, t.Any]:
-    """Everything kexec_info returns: support, loaded, kernels, reboot_required(_reasons).
+def gather_info(
+    host: HostFiles, runner: CommandRunner, machine: str | None = None, trusted_uid: int | None = None, savings: bool = True,
+) -> dict[str, t.Any]:
+    """Everything kexec_info returns: support, loaded, kernels, reboot_required(_reasons), savings_estimate.
 
     trusted_uid: who must own the record (RecordStore.TRUSTED_UID, root, unless a test says otherwise).
+    savings: False leaves savings_estimate out (its journal reads cost kexec_reboot's preflight time).
     """
     support = SupportProbe(host, runner, machine).probe()
     inventory = KernelInventory(host, runner)
@@ -76,10 +80,13 @@ def gather_info(host: HostFiles, runner: CommandRunner, machine: str | None = No
         "boot_id": boot_id,
     }
     reasons = reboot_required(inventory, runner, (kernels.get("default") or {}).get("release"))
-    return {
+    info = {
         "support": support,
         "loaded": loaded,
         "kernels": kernels,
         "reboot_required": bool(reasons),
         "reboot_required_reasons": reasons,
     }
+    if savings:
+        info["savings_estimate"] = savings_estimate(host, runner)
+    return info

@@ -17,6 +17,8 @@ description:
   - Lists the running kernel, the installed kernels with their initramfs and the boot loader's default
     entry with how it was found, using the same code as M(fastreboot.kexec.kexec_load).
   - Says whether a reboot is required, and why.
+  - Estimates what a kexec saves here, the firmware and boot loader time of the last cold boot, from the
+    boot loader's EFI variables or the persistent journal (RV(savings_estimate)).
   - Changes nothing. Readable ad hoc with C(ansible HOST -m fastreboot.kexec.kexec_info).
 author:
   - fastreboot.kexec contributors (@fastreboot)
@@ -27,7 +29,14 @@ extends_documentation_fragment:
 attributes:
   platform:
     platforms: linux
-options: {}
+options:
+  savings_estimate:
+    description:
+      - Estimate the firmware and boot loader time of the last cold boot (RV(savings_estimate)).
+      - It reads the journal (up to 7 C(journalctl) calls on a host whose recent boots were kexec reboots);
+        V(false) leaves it out.
+    type: bool
+    default: true
 notes:
   - Run it as root for complete answers; some files (C(/proc/1/environ), efivars) are root-only.
 seealso:
@@ -205,6 +214,45 @@ kernels:
       description: Why the default entry is unknown, else null.
       type: str
       sample: null
+savings_estimate:
+  description:
+    - What a kexec reboot skips on this host - the firmware and boot loader time of its last cold boot, in
+      seconds, where the host can know it; else C(seconds) is null and C(reason) says why.
+    - With C(source=efi_loader_variables), the boot loader's C(LoaderTimeInitUSec) and C(LoaderTimeExecUSec)
+      (set by systemd-boot at a cold boot where it can read a timer, kept across kexec reboots; GRUB sets none).
+    - With C(source=journal), the gap between the last journal entry of the boot before the last cold boot (it
+      must have ended in a reboot) and that cold boot's kernel start. It also holds the end of the shutdown after
+      journald stopped and the kernel's decompression, a few seconds that a kexec reboot spends too. A cold
+      boot is one whose command line has a boot loader's word (C(BOOT_IMAGE=), C(initrd=\)); the last 5 boots
+      are looked at. A volatile journal (no C(/var/log/journal/MACHINE-ID)) gives null with the reason.
+  returned: when O(savings_estimate=true)
+  type: dict
+  contains:
+    seconds:
+      description: Firmware plus boot loader time, or null.
+      type: float
+    firmware:
+      description: The firmware's part (EFI source only), else null.
+      type: float
+    loader:
+      description: The boot loader's part (EFI source only), else null.
+      type: float
+    source:
+      description: V(efi_loader_variables), V(journal), or null.
+      type: str
+    boot_id:
+      description: The journal's boot id of the cold boot measured (journal source), else null.
+      type: str
+    reason:
+      description: Why there is no estimate, else null.
+      type: str
+  sample:
+    seconds: 34.2
+    firmware: null
+    loader: null
+    source: journal
+    boot_id: 5f0c6e1e2b6d4a39a7a2b0d8d8a1c0f3
+    reason: null
 reboot_required:
   description: True when the default (or, without a readable boot loader, the newest) kernel is not the running one, or the distribution says so.
   returned: always
@@ -225,9 +273,9 @@ from ansible_collections.fastreboot.kexec.plugins.module_utils._info import gath
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
+    module = AnsibleModule(argument_spec={"savings_estimate": {"type": "bool", "default": True}}, supports_check_mode=True)
     try:
-        info = gather_info(HostFiles(), ModuleRunner(module))
+        info = gather_info(HostFiles(), ModuleRunner(module), savings=module.params["savings_estimate"])
     except OSError as error:
         # A file the facts come from cannot be read as asked (a symlink loop, an I/O error).
         module.fail_json(msg=f"cannot read the host's kernel and boot files ({error}); fix that path and run again")

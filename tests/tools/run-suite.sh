@@ -4,10 +4,12 @@
 # the end a table of every step's (so every scenario's) time and a count; each step's log is in
 # tests/output/suite/.
 #   SUITE=ci (make test, the default)  the CI scenarios
-#   SUITE=all (make test-all)          also lab_smoke (the lab alone: boot, ping, a cold reboot); SUITE
-#                                      is exported to the scenarios, so that they run what is too slow
-#                                      for CI with "all" (a kernel reinstall)
-#   SCENARIOS="a b"                    exactly these scenarios
+#   SUITE=all (make test-all)          also lab_smoke (the lab alone: boot, ping, a cold reboot) and
+#                                      Secure Boot on trixie; SUITE is exported to the scenarios, so that
+#                                      they run what is too slow for CI with "all" (a kernel reinstall)
+#   SCENARIOS="a b"                    exactly these scenarios. A word NAME:DIST runs a scenario that
+#                                      takes its release from the environment (uefi_secureboot) on DIST;
+#                                      a word A+B runs A and B side by side (one VM each, one vCPU each).
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo" || exit 1
@@ -17,14 +19,26 @@ lab() { python3 tests/lab/lab.py "$@"; }
 trap 'lab down --all >/dev/null 2>&1 || true' EXIT
 
 # The suite's scenarios, grouped by host flavour: BIOS + GRUB (modules, kexec_reboot: both releases),
-# UEFI + systemd-boot (uefi_sdboot: trixie; SUITE=all until it has passed on a VM).
+# UEFI + systemd-boot (uefi_sdboot: trixie) beside UEFI + Secure Boot (uefi_secureboot: bookworm,
+# and trixie with SUITE=all). The lab itself is proven by them (boots, logins, cold reboots).
 export SUITE=${SUITE:-ci}
 case $SUITE in
-  ci) default_scenarios="modules kexec_reboot" ;;  # the lab itself is proven by them (boots, logins, cold reboots)
-  all) default_scenarios="lab_smoke modules kexec_reboot uefi_sdboot" ;;
+  ci) default_scenarios="modules kexec_reboot uefi_sdboot+uefi_secureboot:bookworm" ;;
+  all) default_scenarios="lab_smoke modules kexec_reboot uefi_sdboot+uefi_secureboot:bookworm uefi_secureboot:trixie" ;;
   *) echo "run-suite: SUITE must be ci or all, not '$SUITE'" >&2; exit 2 ;;
 esac
 scenarios=${SCENARIOS:-$default_scenarios}
+
+images_for() {  # images_for WORD: the lab images a scenario word boots
+  local part
+  for part in ${1//+/ }; do
+    case ${part%%:*} in
+      uefi_sdboot) echo uefi-sdboot-trixie ;;
+      uefi_secureboot) echo "uefi-secureboot-$([[ $part == *:* ]] && echo "${part#*:}" || echo bookworm)" ;;
+      *) echo bookworm trixie ;;
+    esac
+  done
+}
 passed=0 failed=0 failures=()
 started=$(date +%s)
 timings=$out/timings.tsv  # one line per finished step: name, result, seconds (the lanes are subshells)
@@ -61,8 +75,7 @@ mkdir -p "$lane_out"
 ) &
 static_pid=$!
 (
-  images="bookworm trixie"
-  [[ " $scenarios " == *" uefi_sdboot "* ]] && images="$images uefi-sdboot-trixie"
+  images=$(for word in $scenarios; do images_for "$word"; done | tr ' ' '\n' | awk '!seen[$0]++' | tr '\n' ' ')
   # shellcheck disable=SC2086  # one word per image
   step images 1800 python3 tests/lab/lab.py build $images
   if [[ " $scenarios " == *" lab_smoke "* ]]; then
@@ -73,15 +86,44 @@ static_pid=$!
 lab_pid=$!
 wait "$static_pid" "$lab_pid"
 cat "$out/lab-lane.log"
-for lane in static lab; do
-  read -r p f < "$lane_out/$lane.count" || { p=0; f=1; }
+merge_lane() {  # merge_lane NAME: add a finished lane's counts and failures to the suite's
+  local p f line
+  read -r p f < "$lane_out/$1.count" || { p=0; f=1; }
   passed=$((passed + p)); failed=$((failed + f))
-  while IFS= read -r line; do [ -n "$line" ] && failures+=("$line"); done < "$lane_out/$lane.failures"
-done
+  while IFS= read -r line; do [ -n "$line" ] && failures+=("$line"); done < "$lane_out/$1.failures"
+}
+merge_lane static
+merge_lane lab
 
-for s in $scenarios; do
-  [ "$s" = lab_smoke ] && continue
-  step "molecule-$s" 4500 tests/tools/molecule.sh test -s "$s"
+scenario_step() {  # scenario_step WORD: one scenario, NAME or NAME:DIST
+  local name=${1%%:*}
+  if [[ $1 == *:* ]]; then
+    LAB_SECUREBOOT_DIST=${1#*:} step "molecule-${1/:/-}" 4500 tests/tools/molecule.sh test -s "$name"
+  else
+    step "molecule-$name" 4500 tests/tools/molecule.sh test -s "$name"
+  fi
+}
+for word in $scenarios; do
+  [ "$word" = lab_smoke ] && continue
+  if [[ $word != *+* ]]; then
+    scenario_step "$word"
+    continue
+  fi
+  # Side by side: one VM each with one vCPU, so the two share the two cores; each lane keeps its log.
+  pids=()
+  for part in ${word//+/ }; do
+    (
+      passed=0 failed=0 failures=()
+      LAB_SMP=1 scenario_step "$part"
+      echo "$passed $failed" > "$lane_out/$part.count"; printf '%s\n' "${failures[@]}" > "$lane_out/$part.failures"
+    ) > "$out/lane-$part.log" 2>&1 &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  for part in ${word//+/ }; do
+    cat "$out/lane-$part.log"
+    merge_lane "$part"
+  done
 done
 
 # A digest of each failed step, printed last so that a log tail shows the cause: the failing task

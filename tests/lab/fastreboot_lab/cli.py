@@ -9,13 +9,14 @@ Commands:
   lab.py up NAME --image IMAGE [options]   start a VM on a copy-on-write overlay, wait for SSH, print JSON
                                            (--dist is the same option; --with-kexec-tools: on the image
                                            variant with kexec-tools; --no-reboot: a firmware reset ends the VM)
-  lab.py down NAME... | --all              stop VMs; no QEMU process is left behind
+  lab.py down NAME... | --all | --prefix P  stop VMs; no QEMU process is left behind (--prefix: a scenario's, P=NAME-)
   lab.py restart NAME [--no-wait]          start a VM that ended again (same overlay, EFI variables, port)
   lab.py status                            the lab's VMs and whether their QEMU runs
   lab.py ssh NAME [--user U] [CMD...]      log in (or run CMD) on a VM
   lab.py reset NAME [--no-wait]            press the reset button (firmware reboot), wait for SSH; a VM that
                                            ended (or ends on reset: --no-reboot) is started again
   lab.py inventory NAME...                 an Ansible YAML inventory of running VMs
+  lab.py last-cold-boot NAME               JSON: seconds from the console's last firmware reset to the next kernel
   lab.py measure IMAGE... [--boots 3]      boot phases (firmware, kernel, userspace, login): medians
   lab.py measure-kexec IMAGE... [--boots 3]  `systemctl kexec` phases (shutdown, purgatory, kernel, userspace)
   lab.py measure-compare LABEL=DIR...      one table of several measurements (FASTREBOOT_LAB_RUN folders)
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from .base import GUEST_USERS, LabError, log, run_dir
 from .images import IMAGES, build
-from .measure import compare, measure, measure_kexec
+from .measure import compare, last_cold_boot, measure, measure_kexec
 from .vm import DEFAULT_SSH_TIMEOUT, down, down_all, inventory, load_vm, reset, restart, ssh_cmd, up
 
 
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p_down = sub.add_parser("down", help="stop VMs")
     p_down.add_argument("names", nargs="*")
     p_down.add_argument("--all", action="store_true")
+    p_down.add_argument("--prefix", help="every VM whose name starts with this (a scenario's: NAME-)")
     sub.add_parser("status", help="list VMs")
     p_reset = sub.add_parser("reset", help="press the VM's reset button (a firmware reboot), then wait for SSH")
     p_reset.add_argument("name")
@@ -82,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     p_inv = sub.add_parser("inventory", help="Ansible inventory (YAML) of running VMs")
     p_inv.add_argument("names", nargs="+")
     p_inv.add_argument("--user", default="root", choices=GUEST_USERS)
+    p_cold = sub.add_parser("last-cold-boot", help="seconds from the last firmware reset to the next kernel (console), JSON")
+    p_cold.add_argument("name")
     p_measure = sub.add_parser("measure", help="boot fresh VMs and time the phases of their boot")
     _measure_options(p_measure, "boots per image (default 3)", "speed-measure")
     p_kexec = sub.add_parser("measure-kexec", help="time `systemctl kexec` on fresh VMs (with kexec-tools)")
@@ -103,8 +107,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "down":
             if args.all:
                 log(f"stopped {down_all()} VM(s)")
-            for name in args.names:
+            names = list(args.names)
+            if args.prefix and run_dir().exists():
+                names += [d.name for d in sorted(run_dir().iterdir()) if d.name.startswith(args.prefix) and (d / "vm.json").exists()]
+            for name in names:
                 down(name)
+        elif args.command == "last-cold-boot":
+            print(json.dumps(last_cold_boot(load_vm(args.name))))
         elif args.command == "status":
             if run_dir().exists():
                 for directory in sorted(run_dir().iterdir()):

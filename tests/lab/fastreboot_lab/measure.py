@@ -30,7 +30,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .base import log, run_dir
+from .base import LabError, log, run_dir
 from .collection import parse_startup_times
 from .console import read_times
 from .images import image_for, spec_for
@@ -119,6 +119,24 @@ def one_boot(name: str, image: str, smp: int, memory: int) -> dict:
 
 def span(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else end - start
+
+
+RESTART_LINE = "reboot: Restarting system"  # the old kernel's last line before a firmware reset
+KERNEL_FIRST_LINE = "Linux version "
+
+
+def last_cold_boot(vm: VM) -> dict:
+    """The console's account of the VM's last firmware reboot: from the old kernel's restart line to the next
+    kernel's first line (firmware, firmware delay, boot loader, loading and decompressing the kernel), in seconds.
+
+    What kexec_info's savings_estimate is checked against (host clock, not the guest's)."""
+    records = console_records(vm)
+    restarts = [stamp for stamp, line in records if RESTART_LINE in line]
+    for restart in reversed(restarts):
+        kernel = first(records, lambda line: KERNEL_FIRST_LINE in line, after=restart)
+        if kernel is not None:
+            return {"restart": restart, "kernel": kernel, "seconds": round(kernel - restart, 1)}
+    raise LabError(f"{vm.name}: no '{RESTART_LINE}' followed by a kernel's first line on the console")
 
 
 def median(values: list[float | None]) -> float | None:
