@@ -18,12 +18,14 @@ mkdir -p "$out"
 lab() { python3 tests/lab/lab.py "$@"; }
 trap 'lab down --all >/dev/null 2>&1 || true' EXIT
 
-# The suite's scenarios, grouped by host flavour: BIOS + GRUB (modules, kexec_reboot: both releases),
-# UEFI + systemd-boot (uefi_sdboot: trixie) beside UEFI + Secure Boot (uefi_secureboot: bookworm,
-# and trixie with SUITE=all). The lab itself is proven by them (boots, logins, cold reboots).
+# The suite's scenarios, grouped by host flavour: BIOS + GRUB (modules, kexec_reboot: both releases);
+# with SUITE=all also UEFI + systemd-boot (uefi_sdboot: trixie) beside UEFI + Secure Boot
+# (uefi_secureboot: bookworm), then Secure Boot on trixie. The UEFI pair takes 25-27 minutes on this
+# kind of machine, which CI's time does not have yet. The lab itself is proven by them (boots, logins,
+# cold reboots).
 export SUITE=${SUITE:-ci}
 case $SUITE in
-  ci) default_scenarios="modules kexec_reboot uefi_sdboot+uefi_secureboot:bookworm" ;;
+  ci) default_scenarios="modules kexec_reboot" ;;
   all) default_scenarios="lab_smoke modules kexec_reboot uefi_sdboot+uefi_secureboot:bookworm uefi_secureboot:trixie" ;;
   *) echo "run-suite: SUITE must be ci or all, not '$SUITE'" >&2; exit 2 ;;
 esac
