@@ -134,6 +134,12 @@ def _split_init_args(params: list[str]) -> tuple[list[str], list[str]]:
     return params, []
 
 
+def has_boot_loader_params(text: str) -> bool:
+    """True when a command line carries BOOT_IMAGE= or initrd=: a boot loader started that kernel, not a kexec."""
+    kernel_params, _init_args = _split_init_args(split_cmdline(text))
+    return any(_unquoted(param).split("=", 1)[0] in BOOT_LOADER_KEYS for param in kernel_params)
+
+
 def strip_boot_loader_params(text: str) -> str:
     """/proc/cmdline minus BOOT_IMAGE= and initrd= (they describe the previous boot, not the next)."""
     kernel_params, init_args = _split_init_args(split_cmdline(text))

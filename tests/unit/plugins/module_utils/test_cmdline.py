@@ -11,6 +11,7 @@ from ansible_collections.fastreboot.kexec.plugins.module_utils._cmdline import (
     cmdline_warnings,
     command_line_limit,
     edit_cmdline,
+    has_boot_loader_params,
     option_params,
     split_cmdline,
     strip_boot_loader_params,
@@ -37,6 +38,19 @@ def test_split_keeps_quoted_values_whole(text, params):
 def test_strip_removes_boot_image_and_initrd_only():
     text = 'BOOT_IMAGE=/boot/vmlinuz-6.1.0-25-amd64 root=UUID=x ro initrd=\\initramfs-linux.img foo="a b" quiet'
     assert strip_boot_loader_params(text) == 'root=UUID=x ro foo="a b" quiet'
+
+
+@pytest.mark.parametrize(
+    "text, booted_by_loader",
+    [
+        ("BOOT_IMAGE=/boot/vmlinuz-6.1.0-57-amd64 root=UUID=x ro console=ttyS0,115200n8", True),  # GRUB (lab VM)
+        ("initrd=\\debian\\6.12.118+deb13-amd64\\initrd.img-6.12.118+deb13-amd64 root=UUID=x ro", True),  # systemd-boot (lab VM)
+        ("root=UUID=x ro console=ttyS0,115200n8 fastreboot.test=sdboot", False),  # kexec'd (lab VM)
+        ("root=UUID=x ro -- initrd=kept-for-init", False),  # an init argument, not the boot loader's
+    ],
+)
+def test_boot_loader_params_tell_a_cold_boot(text, booted_by_loader):
+    assert has_boot_loader_params(text) is booted_by_loader
 
 
 def test_strip_leaves_init_arguments_alone():

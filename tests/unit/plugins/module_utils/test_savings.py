@@ -62,15 +62,11 @@ def test_cold_boot_after_a_killed_boot_has_no_gap(tree):
     assert "did not end in a reboot" in result["reason"]
 
 
-def test_a_cold_boot_after_a_kexec_that_fell_back_counts(tree):
+def test_a_cold_boot_after_a_kexec_that_fell_back_counts(tree, monkeypatch):
     # kexec.target ended boot -3; were boot -2 cold (a kexec that fell back to the firmware), its gap counts.
-    runner = journals.FakeJournalctl(current=2)
     kexecd = journals.COMMAND_LINES["f8319824180748c4a9152487adaf580c"]
-    journals.COMMAND_LINES["f8319824180748c4a9152487adaf580c"] = dict(kexecd, MESSAGE=journals.SDBOOT_COLD_CMDLINE)
-    try:
-        result = estimate(tree, runner)
-    finally:
-        journals.COMMAND_LINES["f8319824180748c4a9152487adaf580c"] = kexecd
+    monkeypatch.setitem(journals.COMMAND_LINES, "f8319824180748c4a9152487adaf580c", dict(kexecd, MESSAGE=journals.SDBOOT_COLD_CMDLINE))
+    result = estimate(tree, journals.FakeJournalctl(current=2))
     assert result["source"] == "journal" and result["boot_id"] == "f8319824180748c4a9152487adaf580c"
     assert result["seconds"] == round((1796276856403272 - 32618302) / 1e6 - 1796276817899788 / 1e6, 1)
 
