@@ -354,8 +354,14 @@ class ActionModule(ActionBase):
         self._sleep: t.Callable[[float], None] = time.sleep
         self._pending_reset: threading.Thread | None = None
         self._host_label = ""
+        # Logins and module runs on the host so far: what the task costs before the trigger.
+        self._round_trips = 0
 
     # Small helpers around the connection ---------------------------------------------------------
+
+    def _run_module(self, name: str, args: dict[str, t.Any], task_vars: dict[str, t.Any]) -> dict[str, t.Any]:
+        self._round_trips += 1
+        return self._execute_module(module_name=name, module_args=args, task_vars=task_vars)
 
     def _warn(self, text: str) -> None:
         self._warnings.append(text)
@@ -422,6 +428,8 @@ class ActionModule(ActionBase):
         never connected, or privilege escalation failed.
         """
         pending_reset = self._pending_reset
+
+        self._round_trips += 1
 
         def execute() -> dict[str, t.Any]:
             if pending_reset is not None:
@@ -563,6 +571,7 @@ class ActionModule(ActionBase):
 
     def _reboot(self, options: RebootOptions, task_vars: dict[str, t.Any], result: dict[str, t.Any]) -> None:
         check_mode = bool(self._task.check_mode)
+        task_started = self._clock()
 
         # 1. Preflight that changes nothing, one login: boot_id, kernel, command line, systemd,
         #    kexec_loaded, the trigger's programs. Everything that can refuse refuses here, before the load.
@@ -611,6 +620,7 @@ class ActionModule(ActionBase):
 
         # 3. Trigger. From here on the reboot may happen: a lost connection is expected.
         started = self._clock()
+        result["preflight"] = {"seconds": round(started - task_started, 2), "round_trips": self._round_trips}
         shutdown_at = started + options.pre_reboot_delay
         in_data = to_bytes(options.msg + "\n") if options.msg else None
         if expected is None and options.reboot_command is not None:
@@ -714,7 +724,7 @@ class ActionModule(ActionBase):
         """Load (force: whatever was loaded before, by us or anything else, is replaced, so the proof compares
         with what this task loaded), or read the loaded image with use_loaded; what the new boot must run."""
         if options.use_loaded:
-            info = self._execute_module(module_name=INFO_MODULE, module_args={"savings_estimate": False}, task_vars=task_vars)
+            info = self._run_module(INFO_MODULE, {"savings_estimate": False}, task_vars)
             self._lift_warnings(info)
             result["load"] = info.get("loaded")
             expected, warnings = expectation_from_info(info, options.expect_release)
@@ -722,7 +732,7 @@ class ActionModule(ActionBase):
                 self._warn(warning)
             self._progress(f"using the loaded image ({expected.release or 'release unknown'})")
             return expected
-        load = self._execute_module(module_name=LOAD_MODULE, module_args=dict(options.load_args, force=True), task_vars=task_vars)
+        load = self._run_module(LOAD_MODULE, dict(options.load_args, force=True), task_vars)
         self._lift_warnings(load)
         result.update(load=load, kernel_selected_by=load.get("kernel_selected_by"))
         result["changed"] = bool(load.get("changed"))

@@ -371,6 +371,23 @@ timings:
       type: float
       returned: when the wait for the finished boot ran and succeeded
   sample: {"sshd_answered": 19.8, "new_boot_seen": 21.3, "test_command_ok": 22.9, "boot_finished": 24.1}
+preflight:
+  description:
+    - What the task did before the trigger - the preflight login, the load (or the read of the loaded image) and,
+      when set, O(boot_time_command) - and how long it took.
+  returned: when the trigger was sent
+  type: dict
+  contains:
+    seconds:
+      description: Seconds from the start of the task to the trigger.
+      type: float
+    round_trips:
+      description:
+        - Logins and module runs on the host before the trigger (with pipelining each is one round trip over the
+          connection; without it a module run takes several). Two without O(boot_time_command) - the preflight
+          login and the load (or the read of the loaded image with O(use_loaded)).
+      type: int
+  sample: {"seconds": 6.4, "round_trips": 2}
 startup_times:
   description:
     - The new boot's own account of its start, in seconds, from C(systemd-analyze time), read in the login that

@@ -438,6 +438,8 @@ def test_kexec_reboot_end_to_end() -> None:
         "syscall": "auto", "allow_unsafe_files": False, "force": True,
     })]
     assert result["load"]["kernel_release"] == RELEASE_LOADED and result["kernel_selected_by"] == "latest"
+    # before the trigger: the preflight login and the load, nothing else
+    assert result["preflight"]["round_trips"] == 2 and result["preflight"]["seconds"] >= 0
     # one trigger, with become; the message on stdin only
     (trigger,) = run.host.triggers()
     sent = next(entry for entry in run.host.commands if entry[0] == trigger)
@@ -875,6 +877,7 @@ def test_boot_time_command_must_change_too() -> None:
     assert not result.get("failed"), result["msg"]
     sent = [(cmd, sudoable) for cmd, sudoable, dummy in run.host.commands if cmd == "uptime -s"]
     assert sent[0] == ("uptime -s", True) and len(sent) == 2  # before the reboot, and once in the new boot (become, like the builtin)
+    assert result["preflight"]["round_trips"] == 3  # the preflight login, boot_time_command, the load
 
 
 def test_boot_time_command_that_does_not_change_fails_at_the_deadline() -> None:
