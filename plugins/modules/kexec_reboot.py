@@ -375,7 +375,7 @@ preflight:
   description:
     - What the task did before the trigger - the preflight login, the load (or the read of the loaded image) and,
       when set, O(boot_time_command) - and how long it took.
-  returned: when the trigger was sent
+  returned: when the task reached the trigger (not in check mode)
   type: dict
   contains:
     seconds:
@@ -384,8 +384,8 @@ preflight:
     round_trips:
       description:
         - Logins and module runs on the host before the trigger (with pipelining each is one round trip over the
-          connection; without it a module run takes several). Two without O(boot_time_command) - the preflight
-          login and the load (or the read of the loaded image with O(use_loaded)).
+          connection; without it a module run takes several). By default two - the preflight login and the load
+          (or the read of the loaded image with O(use_loaded)); one more with O(boot_time_command).
       type: int
   sample: {"seconds": 6.4, "round_trips": 2}
 startup_times:

@@ -598,6 +598,7 @@ def test_use_loaded_without_record_verifies_boot_id_only() -> None:
     result = run()
     assert not result.get("failed"), result["msg"]
     assert [name for name, dummy in run.module_calls] == [kexec_reboot.INFO_MODULE]
+    assert result["preflight"]["round_trips"] == 2  # the preflight login and kexec_info
     assert any("what boots is unknown" in warning for warning in result["warnings"])
     assert any("only the new boot_id proves the reboot" in warning for warning in result["warnings"])
     assert result["msg"].startswith("rebooted (kexec unverified: what was loaded is unknown) into 6.1.0-26-amd64")
