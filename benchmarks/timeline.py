@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from tests.lab.fastreboot_lab.measure import GRUB_MARKER, SSHD_MARKER, first
+
 # The milestones in the order a reboot passes them; each is optional (a method or a boot may lack it).
 MILESTONES = (
     "trigger",           # the reboot was asked for (kexec_reboot: exact; ansible.builtin.reboot: whole seconds)
@@ -32,8 +34,6 @@ MILESTONES = (
     "boot_finished",     # systemd (PID 1): "Startup finished in ..." (journal)
     "task_end",          # the reboot task's result reached the controller
 )
-SSHD_READY = "LAB-SSHD-READY"
-GRUB_MARKER = "LAB-GRUB: boot loader running"
 SHUTDOWN_STATUS = re.compile(r"^\s*(?:\[\s*OK\s*\]\s*)?(?:Stopping|Stopped) ")
 KERNEL_STAMP = re.compile(r"^\[\s*(\d+\.\d+)\] ")
 NEW_KERNEL = "Linux version "
@@ -146,10 +146,10 @@ def build(events: list[dict], console: list[tuple[float, str]], journal: list[di
     if loader is not None and loader[0] <= console[new_index][0]:
         timeline.mark("boot_loader", *loader)
     timeline.mark("new_kernel_first", kernel_zero(console, new_index), console[new_index][1])
-    ready = first_after(console, console[new_index][0], lambda line: SSHD_READY in line)
+    ready = first(console, lambda line: SSHD_MARKER in line, after=console[new_index][0])
     guest = journal_moments(journal)
     if ready is not None and "anchor" in guest:
-        offset = ready[0] - guest["anchor"]
+        offset = ready - guest["anchor"]
         for name in ("sshd_listening", "login_accepted", "boot_finished"):
             if name in guest:
                 timeline.mark(name, guest[name] + offset)
