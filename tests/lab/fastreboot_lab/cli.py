@@ -8,7 +8,8 @@ Commands:
                                            uefi-sdboot-trixie, uefi-secureboot-bookworm, uefi-secureboot-trixie)
   lab.py up NAME --image IMAGE [options]   start a VM on a copy-on-write overlay, wait for SSH, print JSON
                                            (--dist is the same option; --with-kexec-tools: on the image
-                                           variant with kexec-tools; --no-reboot: a firmware reset ends the VM)
+                                           variant with kexec-tools; --no-reboot: a firmware reset ends the VM;
+                                           --bytecode-cache: the guest keeps Ansible's modules compiled)
   lab.py down NAME... | --all | --prefix P  stop VMs; no QEMU process is left behind (--prefix: a scenario's, P=NAME-)
   lab.py restart NAME [--no-wait]          start a VM that ended again (same overlay, EFI variables, port)
   lab.py status                            the lab's VMs and whether their QEMU runs
@@ -64,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="kexec-tools already installed (for scenarios that do not test its installation)")
     p_up.add_argument("--no-reboot", action="store_true",
                       help="QEMU -no-reboot: a firmware reset ends the VM (a kexec that fell back shows as a dead VM)")
+    p_up.add_argument("--bytecode-cache", action="store_true",
+                      help="the guest's Python keeps Ansible's modules compiled (test VMs: a task runs faster; "
+                           "never for a benchmark)")
     p_restart = sub.add_parser("restart", help="start a VM that ended again (same overlay, EFI variables, port)")
     p_restart.add_argument("name")
     p_restart.add_argument("--no-wait", action="store_true")
@@ -102,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(build(image, force=args.force).disk)
         elif args.command == "up":
             vm = up(args.name, args.image, memory=args.memory, smp=args.smp, firmware_delay=args.firmware_delay,
-                    ssh_timeout=args.ssh_timeout, kexec_tools=args.with_kexec_tools, no_reboot=args.no_reboot)
+                    ssh_timeout=args.ssh_timeout, kexec_tools=args.with_kexec_tools, no_reboot=args.no_reboot,
+                    bytecode_cache=args.bytecode_cache)
             print(json.dumps(vm.describe(), indent=2))
         elif args.command == "down":
             if args.all:

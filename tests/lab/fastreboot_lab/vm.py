@@ -35,6 +35,13 @@ KEXEC_TOOLS_INSTALL = (
     "DEBIAN_FRONTEND=noninteractive apt-get install -y -q kexec-tools >/dev/null && "
     "dpkg-query -W kexec-tools && systemctl poweroff"
 )
+BYTECODE_CACHE = Path(__file__).resolve().parent.parent / "image" / "fastreboot_lab_pyc.py"
+# Installs the cache (stdin: its source) where the guest's Python imports it at every start.
+BYTECODE_CACHE_INSTALL = (
+    "install -d -m 0700 -o root -g root /var/cache/fastreboot-lab-pyc && "
+    "cat > /usr/lib/python3/dist-packages/fastreboot_lab_pyc.py && "
+    "echo 'import fastreboot_lab_pyc' > /usr/lib/python3/dist-packages/fastreboot_lab_pyc.pth"
+)
 
 
 @dataclass
@@ -180,17 +187,30 @@ def start_console_logger(directory: Path, append: bool = False) -> tuple[subproc
 
 
 def up(name: str, image: str = "bookworm", memory: int = 1024, smp: int = 2, firmware_delay: int = 0,
-       ssh_timeout: float = DEFAULT_SSH_TIMEOUT, kexec_tools: bool = False, no_reboot: bool = False) -> VM:
+       ssh_timeout: float = DEFAULT_SSH_TIMEOUT, kexec_tools: bool = False, no_reboot: bool = False,
+       bytecode_cache: bool = False) -> VM:
     """Start a VM on a fresh overlay of the image (with kexec-tools installed if asked) and wait for SSH.
 
     image: a lab image name (images.IMAGES: bookworm, trixie, uefi-sdboot-trixie, ...). no_reboot: QEMU
     ends the VM on a firmware reset instead of booting again (a kexec that fell back to a cold reboot
-    shows as a dead VM; `restart` starts it again).
+    shows as a dead VM; `restart` starts it again). bytecode_cache: the guest's Python keeps Ansible's
+    modules compiled (image/fastreboot_lab_pyc.py), for test VMs; a benchmark VM runs without it.
     """
     spec = spec_for(image)
     disk = build(image)
     backing = kexec_tools_image(image) if kexec_tools else disk.disk
-    return start(name, spec, backing, disk.key, memory, smp, firmware_delay, ssh_timeout, no_reboot)
+    vm = start(name, spec, backing, disk.key, memory, smp, firmware_delay, ssh_timeout, no_reboot)
+    if bytecode_cache:
+        install_bytecode_cache(vm)
+    return vm
+
+
+def install_bytecode_cache(vm: VM) -> None:
+    result = subprocess.run(ssh_cmd(vm) + [BYTECODE_CACHE_INSTALL], input=BYTECODE_CACHE.read_bytes(),
+                            capture_output=True, timeout=120, check=False)
+    if result.returncode != 0:
+        raise LabError(f"VM {vm.name}: installing the bytecode cache failed: "
+                       f"{result.stderr.decode(errors='replace').strip()[-500:]}")
 
 
 def kexec_tools_image(image: str) -> Path:
